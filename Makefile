@@ -1,0 +1,80 @@
+# l4lb — plain `make` builds build/l4lb; `make test` builds and runs every test.
+#   make test SANITIZE=1   same under AddressSanitizer + UBSan (objects in build/san)
+#   make demo              installs what is missing, builds, starts the demo
+#   make deps              installs the Debian packages (scripts/install-deps.sh)
+
+CXX      ?= g++
+PREFIX   ?= /usr/local
+DESTDIR  ?=
+VERSION  := 0.1.0
+
+ifeq ($(SANITIZE),1)
+BUILD    := build/san
+SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+OPT      := -O1 -g
+else
+BUILD    := build
+SANFLAGS :=
+OPT      := -O2 -g
+endif
+
+CPPFLAGS += -Iinclude -DL4LB_VERSION='"$(VERSION)"' -MMD -MP
+CXXFLAGS += -std=c++20 $(OPT) -Wall -Wextra -Wshadow -Wno-unused-parameter $(SANFLAGS)
+LDFLAGS  += $(SANFLAGS)
+LDLIBS   := -lev -lyaml-cpp -lfmt -lsystemd -lpthread
+
+LIB_SRC  := $(filter-out src/main.cpp,$(wildcard src/*.cpp src/*/*.cpp))
+LIB_OBJ  := $(LIB_SRC:%.cpp=$(BUILD)/obj/%.o)
+UNIT_SRC := $(wildcard test/unit/*.cpp)
+UNIT_OBJ := $(UNIT_SRC:%.cpp=$(BUILD)/obj/%.o)
+TESTD_SRC := $(wildcard test/testd/*.cpp)
+TESTD_OBJ := $(TESTD_SRC:%.cpp=$(BUILD)/obj/%.o)
+
+.PHONY: all test unit integration demo deps clean install check-deps
+all: check-deps $(BUILD)/l4lb $(BUILD)/l4lb-testd
+
+# From a fresh clone the first build installs what is missing (idempotent, fast when done).
+check-deps:
+	@scripts/install-deps.sh
+
+$(BUILD)/l4lb: $(BUILD)/obj/src/main.o $(BUILD)/libl4lb.a
+	$(CXX) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/libl4lb.a: $(LIB_OBJ)
+	@mkdir -p $(@D)
+	ar rcs $@ $^
+
+$(BUILD)/l4lb-testd: $(TESTD_OBJ)
+	$(CXX) $(LDFLAGS) -o $@ $^ -lpthread
+
+$(BUILD)/unit-tests: $(UNIT_OBJ) $(BUILD)/libl4lb.a
+	$(CXX) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/obj/%.o: %.cpp $(BUILD)/flags
+	@mkdir -p $(@D)
+	$(CXX) $(CPPFLAGS) $(CXXFLAGS) -c -o $@ $<
+
+# Rebuild everything when the compiler flags change.
+$(BUILD)/flags: FORCE
+	@mkdir -p $(@D)
+	@echo '$(CXX) $(CPPFLAGS) $(CXXFLAGS) $(LDFLAGS)' | cmp -s - $@ || echo '$(CXX) $(CPPFLAGS) $(CXXFLAGS) $(LDFLAGS)' > $@
+FORCE:
+
+test: all $(BUILD)/unit-tests
+	@scripts/run-tests.sh $(BUILD)
+
+demo: all
+	@scripts/demo.sh
+
+deps:
+	@scripts/install-deps.sh
+
+install: $(BUILD)/l4lb
+	install -D -m 0755 $(BUILD)/l4lb $(DESTDIR)$(PREFIX)/sbin/l4lb
+	install -D -m 0644 conf/l4lb.yaml $(DESTDIR)/etc/l4lb/l4lb.yaml.example
+	install -D -m 0644 systemd/l4lb.service $(DESTDIR)/lib/systemd/system/l4lb.service
+
+clean:
+	rm -rf build
+
+-include $(LIB_OBJ:.o=.d) $(UNIT_OBJ:.o=.d) $(TESTD_OBJ:.o=.d) $(BUILD)/obj/src/main.d

@@ -63,7 +63,7 @@ FORCE:
 test: all $(BUILD)/unit-tests
 	@scripts/run-tests.sh $(BUILD)
 
-demo: all
+demo:
 	@scripts/demo.sh
 
 deps:

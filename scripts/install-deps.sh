@@ -3,7 +3,7 @@
 # what is missing. Needs root (or sudo when run by make as another user).
 set -euo pipefail
 
-pkgs=(g++ make pkg-config python3
+pkgs=(g++ make pkg-config python3 curl
       libev-dev libyaml-cpp-dev libfmt-dev doctest-dev libsystemd-dev nlohmann-json3-dev)
 
 missing=()

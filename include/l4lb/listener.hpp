@@ -1,0 +1,35 @@
+// Listener: accepts the clients of one service, applies the connection limits, and
+// hands each client to the worker as a new session. Out of fds, it pauses.
+#pragma once
+#include <memory>
+
+#include "l4lb/fd.hpp"
+#include "l4lb/watch.hpp"
+
+namespace l4lb {
+
+class Worker;
+struct Service;
+
+class Listener {
+ public:
+  Listener(Worker& worker, std::shared_ptr<Service> service, UniqueFd fd);
+  Listener(const Listener&) = delete;
+  Listener& operator=(const Listener&) = delete;
+
+  const std::shared_ptr<Service>& service() const { return service_; }
+  void set_service(std::shared_ptr<Service> s) { service_ = std::move(s); }
+  int fd() const { return fd_.get(); }
+
+ private:
+  void on_readable(int revents);
+  void on_resume();
+
+  Worker& worker_;
+  std::shared_ptr<Service> service_;
+  UniqueFd fd_;
+  IoWatcher io_;
+  TimerWatcher pause_;  // EMFILE back-off
+};
+
+}  // namespace l4lb

@@ -1,0 +1,31 @@
+// Non-blocking sockets: listen, accept, connect, and the options l4lb sets on them.
+#pragma once
+#include "l4lb/address.hpp"
+#include "l4lb/fd.hpp"
+
+namespace l4lb {
+
+// A bound, listening, non-blocking socket with SO_REUSEADDR and SO_REUSEPORT
+// (IPv6 sockets are IPV6_V6ONLY). On failure returns an empty fd and sets errno.
+UniqueFd listen_tcp(const Address& addr, int backlog = 4096);
+
+// accept4(SOCK_NONBLOCK|SOCK_CLOEXEC). Empty fd with errno set when nothing was accepted.
+UniqueFd accept_tcp(int listen_fd, Address& peer);
+
+// Starts a non-blocking connect. Returns the socket, with *IN_PROGRESS telling whether
+// the connect is still under way (EINPROGRESS) or already done. Empty fd + errno on failure.
+UniqueFd connect_tcp(const Address& addr, bool& in_progress);
+
+// The pending error of a socket whose connect finished (SO_ERROR): 0 on success.
+int socket_error(int fd);
+
+// TCP_NODELAY + SO_KEEPALIVE, as every proxied socket gets.
+void set_proxy_options(int fd);
+
+// SO_LINGER {1, 0}: the next close() sends a reset instead of a FIN.
+void set_reset_on_close(int fd);
+
+// The local address of a socket (getsockname).
+Address local_address(int fd);
+
+}  // namespace l4lb

@@ -1,0 +1,56 @@
+// Server: builds the running state (services, listeners, the worker) from a Config,
+// and owns the process-level events: SIGHUP reload (parse, validate, swap), SIGTERM
+// drain, systemd notifications.
+#pragma once
+#include <ev.h>
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "l4lb/config.hpp"
+#include "l4lb/listener.hpp"
+#include "l4lb/log.hpp"
+#include "l4lb/service.hpp"
+#include "l4lb/watch.hpp"
+#include "l4lb/worker.hpp"
+
+namespace l4lb {
+
+class Server {
+ public:
+  Server(struct ev_loop* loop, Log& log, std::string config_path);
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
+  ~Server();
+
+  // Binds every listener of CFG. False, with ERROR saying which address failed, if
+  // one cannot be bound (nothing is left bound then).
+  bool start(const Config& cfg, std::string& error);
+  // Runs until stopped by SIGTERM/SIGINT; returns the exit code.
+  int run();
+
+ private:
+  bool apply(const Config& cfg, std::string& error);
+  void reload();
+  void begin_drain();
+  void stop();
+  void on_signal(int signum);
+  void on_drain_timeout();
+  void notify_status();
+
+  struct ev_loop* loop_;
+  Log& log_;
+  std::string config_path_;
+  Config config_;
+  Worker worker_;
+  std::map<std::string, std::shared_ptr<Service>> services_;
+  std::vector<std::unique_ptr<Listener>> listeners_;
+  uint64_t generation_ = 0;
+  bool draining_ = false;
+  SignalWatcher sighup_, sigterm_, sigint_;
+  TimerWatcher drain_timer_;
+};
+
+}  // namespace l4lb

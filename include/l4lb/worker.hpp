@@ -1,0 +1,55 @@
+// Worker: one event loop and what lives on it — the pipe pool, the open sessions,
+// and the spare fd used to turn clients away when fds run out.
+#pragma once
+#include <ev.h>
+
+#include <functional>
+#include <memory>
+
+#include "l4lb/fd.hpp"
+#include "l4lb/log.hpp"
+#include "l4lb/pipe.hpp"
+
+namespace l4lb {
+
+class Session;
+struct Service;
+struct Address;
+
+class Worker {
+ public:
+  Worker(struct ev_loop* loop, Log& log);
+  Worker(const Worker&) = delete;
+  Worker& operator=(const Worker&) = delete;
+  ~Worker();
+
+  struct ev_loop* loop() const { return loop_; }
+  Log& log() { return log_; }
+  PipePool& pipes() { return pipes_; }
+
+  // Takes a just-accepted client and starts its session (backend connect at once).
+  void start_session(std::shared_ptr<Service> service, UniqueFd client, const Address& peer);
+  // Destroys a finished session: called once, after the session's handler returned.
+  void reap(Session* session);
+  // Ends every open session at once (second SIGTERM, end of drain).
+  void close_all();
+  size_t session_count() const { return sessions_; }
+  // global.max_connections: past it new clients are closed at accept.
+  size_t max_sessions = 65536;
+  // Called whenever the last open session ends.
+  std::function<void()> on_empty;
+
+  // EMFILE at accept: accepts and closes one client with the spare fd, so a full
+  // accept queue does not stay readable. Returns true if a client was turned away.
+  bool shed_one(int listen_fd);
+
+ private:
+  struct ev_loop* loop_;
+  Log& log_;
+  PipePool pipes_;
+  Session* head_ = nullptr;  // intrusive list of open sessions
+  size_t sessions_ = 0;
+  UniqueFd spare_fd_;
+};
+
+}  // namespace l4lb

@@ -1,0 +1,59 @@
+#include "l4lb/listener.hpp"
+
+#include <cerrno>
+#include <cstring>
+
+#include "l4lb/net.hpp"
+#include "l4lb/service.hpp"
+#include "l4lb/worker.hpp"
+
+namespace l4lb {
+
+namespace {
+constexpr int kAcceptBatch = 64;        // accepts per readable event: fair to other work
+constexpr double kEmfilePause = 0.1;    // seconds without accepting when out of fds
+}  // namespace
+
+Listener::Listener(Worker& worker, std::shared_ptr<Service> service, UniqueFd fd)
+    : worker_(worker), service_(std::move(service)), fd_(std::move(fd)) {
+  io_.bind<&Listener::on_readable>(worker_.loop(), this, fd_.get());
+  pause_.bind<&Listener::on_resume>(worker_.loop(), this);
+  io_.set(EV_READ);
+}
+
+void Listener::on_readable(int) {
+  for (int i = 0; i < kAcceptBatch; ++i) {
+    Address peer;
+    UniqueFd client = accept_tcp(fd_.get(), peer);
+    if (!client) {
+      int err = errno;
+      if (err == EAGAIN || err == EWOULDBLOCK) return;
+      if (err == EINTR || err == ECONNABORTED || err == EPROTO || err == EPERM) continue;
+      if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM) {
+        // Out of fds or memory: turn one client away with the spare fd, then pause.
+        if (worker_.shed_one(fd_.get())) {
+          ++service_->counters.accepted;
+          ++service_->counters.refused;
+        }
+        worker_.log().warn("accept paused", {{"service", service_->config.name},
+                                             {"reason", std::strerror(err)}});
+        io_.stop();
+        pause_.start(kEmfilePause);
+      }
+      return;
+    }
+    Service& svc = *service_;
+    ++svc.counters.accepted;
+    bool full = worker_.session_count() >= worker_.max_sessions ||
+                (svc.config.max_connections != 0 && svc.counters.active >= svc.config.max_connections);
+    if (full || !svc.pool.any_available()) {
+      ++svc.counters.refused;
+      continue;  // the client socket closes here
+    }
+    worker_.start_session(service_, std::move(client), peer);
+  }
+}
+
+void Listener::on_resume() { io_.set(EV_READ); }
+
+}  // namespace l4lb

@@ -1,0 +1,105 @@
+// l4lb: command line, process setup (signals, fd limit), then the server's loop.
+#include <getopt.h>
+#include <sys/resource.h>
+
+#include <csignal>
+#include <cstdio>
+#include <string>
+
+#include "l4lb/config.hpp"
+#include "l4lb/log.hpp"
+#include "l4lb/server.hpp"
+
+namespace {
+
+constexpr int kExitOk = 0, kExitBadConfig = 1, kExitUsage = 2, kExitCannotStart = 3;
+constexpr const char* kDefaultConfig = "/etc/l4lb/l4lb.yaml";
+
+void usage(std::FILE* out) {
+  std::fprintf(out,
+               "Usage: l4lb [-c FILE] [-t] [--version] [-h]\n"
+               "Layer-4 TCP load balancer.\n"
+               "\n"
+               "  -c, --config FILE   config file (default %s)\n"
+               "  -t, --check         validate the config and exit; prints \"FILE: ok\" on success;\n"
+               "                      binds nothing\n"
+               "      --version       print \"l4lb %s\" and exit\n"
+               "  -h, --help          this help\n"
+               "\n"
+               "Signals: SIGHUP reloads the config (an invalid one is rejected, the running one\n"
+               "kept); SIGTERM/SIGINT stop gracefully (a second one stops at once).\n"
+               "Exit codes: 0 ok, 1 invalid config, 2 bad command line, 3 could not start.\n",
+               kDefaultConfig, L4LB_VERSION);
+}
+
+// Lets the process hold as many connections as the hard limit allows.
+void raise_fd_limit() {
+  rlimit lim{};
+  if (::getrlimit(RLIMIT_NOFILE, &lim) == 0 && lim.rlim_cur < lim.rlim_max) {
+    lim.rlim_cur = lim.rlim_max;
+    ::setrlimit(RLIMIT_NOFILE, &lim);
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string config_path = kDefaultConfig;
+  bool check_only = false;
+  static const option long_opts[] = {
+      {"config", required_argument, nullptr, 'c'},
+      {"check", no_argument, nullptr, 't'},
+      {"version", no_argument, nullptr, 'V'},
+      {"help", no_argument, nullptr, 'h'},
+      {nullptr, 0, nullptr, 0},
+  };
+  int opt;
+  while ((opt = ::getopt_long(argc, argv, "c:th", long_opts, nullptr)) != -1) {
+    switch (opt) {
+      case 'c': config_path = optarg; break;
+      case 't': check_only = true; break;
+      case 'V': std::printf("l4lb %s\n", L4LB_VERSION); return kExitOk;
+      case 'h': usage(stdout); return kExitOk;
+      default: usage(stderr); return kExitUsage;
+    }
+  }
+  if (optind < argc) {
+    std::fprintf(stderr, "l4lb: unexpected argument \"%s\"\n", argv[optind]);
+    usage(stderr);
+    return kExitUsage;
+  }
+
+  l4lb::ConfigResult loaded = l4lb::load_config(config_path);
+  if (!loaded.ok()) {
+    for (const auto& e : loaded.errors) std::fprintf(stderr, "%s\n", e.c_str());
+    return kExitBadConfig;
+  }
+  if (check_only) {
+    std::printf("%s: ok\n", config_path.c_str());
+    return kExitOk;
+  }
+  const l4lb::Config& cfg = *loaded.config;
+
+  std::signal(SIGPIPE, SIG_IGN);
+  raise_fd_limit();
+  l4lb::Log log(cfg.global.log_level);
+  log.info("start", {{"version", L4LB_VERSION}, {"config", config_path}});
+
+  struct ev_loop* loop = ev_default_loop(EVFLAG_AUTO);
+  if (!loop) {
+    log.error("cannot start", {{"reason", "no event loop backend"}});
+    return kExitCannotStart;
+  }
+  int code;
+  {
+    l4lb::Server server(loop, log, config_path);
+    std::string error;
+    if (!server.start(cfg, error)) {
+      log.error("cannot start", {{"reason", error}});
+      return kExitCannotStart;
+    }
+    code = server.run();
+  }
+  log.info("stop", {{"exit_code", std::to_string(code)}});
+  return code;
+}

@@ -1,0 +1,28 @@
+#include "l4lb/pipe.hpp"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+namespace l4lb {
+
+Pipe PipePool::acquire() {
+  if (!idle_.empty()) {
+    Pipe p = std::move(idle_.back());
+    idle_.pop_back();
+    return p;
+  }
+  int fds[2];
+  if (::pipe2(fds, O_NONBLOCK | O_CLOEXEC) != 0) return {};
+  Pipe p{UniqueFd(fds[0]), UniqueFd(fds[1]), 0};
+  int size = ::fcntl(fds[1], F_GETPIPE_SZ);
+  p.capacity = size > 0 ? static_cast<size_t>(size) : 65536;
+  ++created_;
+  return p;
+}
+
+void PipePool::release(Pipe&& pipe) {
+  if (pipe && idle_.size() < max_idle_) idle_.push_back(std::move(pipe));
+  // else: the pipe's fds close as it goes out of scope
+}
+
+}  // namespace l4lb

@@ -1,0 +1,191 @@
+#include "l4lb/server.hpp"
+
+#include <systemd/sd-daemon.h>
+
+#include <cerrno>
+#include <csignal>
+#include <cstring>
+#include <ctime>
+
+#include <fmt/format.h>
+
+#include "l4lb/net.hpp"
+
+namespace l4lb {
+
+namespace {
+uint64_t monotonic_usec() {
+  timespec ts{};
+  ::clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1000000u + static_cast<uint64_t>(ts.tv_nsec) / 1000u;
+}
+
+std::shared_ptr<Backend> find_backend(const Service* svc, const Address& addr) {
+  if (!svc) return nullptr;
+  for (const auto& b : svc->pool.backends())
+    if (b->config.address == addr) return b;
+  return nullptr;
+}
+}  // namespace
+
+Server::Server(struct ev_loop* loop, Log& log, std::string config_path)
+    : loop_(loop), log_(log), config_path_(std::move(config_path)), worker_(loop, log) {
+  sighup_.start<&Server::on_signal>(loop_, this, SIGHUP);
+  sigterm_.start<&Server::on_signal>(loop_, this, SIGTERM);
+  sigint_.start<&Server::on_signal>(loop_, this, SIGINT);
+  drain_timer_.bind<&Server::on_drain_timeout>(loop_, this);
+}
+
+Server::~Server() = default;
+
+bool Server::start(const Config& cfg, std::string& error) {
+  if (!apply(cfg, error)) return false;
+  log_.info("ready", {{"services", std::to_string(services_.size())},
+                      {"pid", std::to_string(::getpid())}});
+  ::sd_notify(0, "READY=1");
+  notify_status();
+  return true;
+}
+
+int Server::run() {
+  ev_run(loop_, 0);
+  return 0;
+}
+
+// Parse, validate, swap: CFG is already valid. Listeners whose address stays keep
+// their socket; new addresses are bound before anything changes, and a bind failure
+// leaves the running state untouched. A backend whose (service, address) stays
+// keeps its object: health, live count and counters.
+bool Server::apply(const Config& cfg, std::string& error) {
+  // 1. Sockets: reuse or bind, touching nothing yet.
+  std::vector<UniqueFd> new_fds(cfg.services.size());
+  std::vector<Listener*> reused(cfg.services.size(), nullptr);
+  for (size_t i = 0; i < cfg.services.size(); ++i) {
+    const ServiceConfig& sc = cfg.services[i];
+    for (const auto& l : listeners_)
+      if (l->service()->config.listen == sc.listen) reused[i] = l.get();
+    if (reused[i]) continue;
+    new_fds[i] = listen_tcp(sc.listen);
+    if (!new_fds[i]) {
+      error = fmt::format("service {}: cannot listen on {}: {}", sc.name, sc.listen_text,
+                          std::strerror(errno));
+      return false;
+    }
+  }
+
+  // 2. Swap.
+  std::map<std::string, std::shared_ptr<Service>> services;
+  std::vector<std::unique_ptr<Listener>> listeners;
+  for (size_t i = 0; i < cfg.services.size(); ++i) {
+    const ServiceConfig& sc = cfg.services[i];
+    auto old = services_.find(sc.name);
+    std::shared_ptr<Service> previous = old == services_.end() ? nullptr : old->second;
+    std::vector<std::shared_ptr<Backend>> backends;
+    for (const BackendConfig& bc : sc.backends) {
+      std::shared_ptr<Backend> b = find_backend(previous.get(), bc.address);
+      if (b)
+        b->config = bc;
+      else
+        b = std::make_shared<Backend>(bc);
+      backends.push_back(std::move(b));
+    }
+    Pool pool(std::move(backends), make_selector(sc.algorithm));
+    std::shared_ptr<Service> svc = previous;
+    if (svc) {
+      svc->config = sc;
+      svc->pool = std::move(pool);
+    } else {
+      svc = std::make_shared<Service>(sc, std::move(pool));
+    }
+    services[sc.name] = svc;
+  }
+  for (size_t i = 0; i < cfg.services.size(); ++i) {
+    const std::shared_ptr<Service>& svc = services[cfg.services[i].name];
+    if (reused[i]) {
+      for (auto& l : listeners_)
+        if (l.get() == reused[i]) listeners.push_back(std::move(l));
+      listeners.back()->set_service(svc);
+    } else {
+      listeners.push_back(std::make_unique<Listener>(worker_, svc, std::move(new_fds[i])));
+    }
+  }
+  listeners_ = std::move(listeners);  // listeners not carried over close here
+  services_ = std::move(services);    // removed services live on in their sessions
+  config_ = cfg;
+  worker_.max_sessions = cfg.global.max_connections;
+  log_.set_level(cfg.global.log_level);
+  ++generation_;
+  return true;
+}
+
+void Server::reload() {
+  ::sd_notifyf(0, "RELOADING=1\nMONOTONIC_USEC=%llu",
+               static_cast<unsigned long long>(monotonic_usec()));
+  ConfigResult result = load_config(config_path_);
+  std::string error;
+  if (result.ok() && !apply(*result.config, error)) result.errors.push_back(error);
+  if (!result.errors.empty()) {
+    for (const auto& e : result.errors) log_.error("reload failed", {{"error", e}});
+    ::sd_notifyf(0, "READY=1\nSTATUS=reload failed: %s", result.errors.front().c_str());
+    return;
+  }
+  size_t backends = 0;
+  for (const auto& [name, svc] : services_) backends += svc->pool.backends().size();
+  log_.info("reload ok", {{"services", std::to_string(services_.size())},
+                          {"backends", std::to_string(backends)},
+                          {"generation", std::to_string(generation_)}});
+  ::sd_notify(0, "READY=1");
+  notify_status();
+}
+
+void Server::on_signal(int signum) {
+  if (signum == SIGHUP) {
+    if (!draining_) reload();
+    return;
+  }
+  if (draining_) {  // a second SIGTERM/SIGINT: close everything now
+    log_.warn("drain cut short", {{"connections", std::to_string(worker_.session_count())}});
+    worker_.on_empty = nullptr;
+    worker_.close_all();
+    return stop();
+  }
+  begin_drain();
+}
+
+void Server::begin_drain() {
+  draining_ = true;
+  ::sd_notify(0, "STOPPING=1");
+  listeners_.clear();  // stop accepting at once
+  log_.info("drain start", {{"connections", std::to_string(worker_.session_count())},
+                            {"timeout", format_duration(config_.global.drain_timeout)}});
+  if (worker_.session_count() == 0) return stop();
+  worker_.on_empty = [this] { stop(); };
+  drain_timer_.start(static_cast<double>(config_.global.drain_timeout.count()) / 1000.0);
+}
+
+void Server::on_drain_timeout() {
+  log_.warn("drain timeout", {{"connections", std::to_string(worker_.session_count())}});
+  worker_.on_empty = nullptr;
+  worker_.close_all();
+  stop();
+}
+
+void Server::stop() {
+  worker_.on_empty = nullptr;
+  drain_timer_.stop();
+  log_.info("drain end", {{"connections", std::to_string(worker_.session_count())}});
+  ev_break(loop_, EVBREAK_ALL);
+}
+
+void Server::notify_status() {
+  size_t up = 0, total = 0;
+  for (const auto& [name, svc] : services_)
+    for (const auto& b : svc->pool.backends()) {
+      ++total;
+      if (b->health != HealthState::Down) ++up;
+    }
+  ::sd_notifyf(0, "STATUS=%zu services, %zu/%zu backends up, config generation %llu",
+               services_.size(), up, total, static_cast<unsigned long long>(generation_));
+}
+
+}  // namespace l4lb

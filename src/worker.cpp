@@ -1,0 +1,56 @@
+#include "l4lb/worker.hpp"
+
+#include <fcntl.h>
+
+#include "l4lb/net.hpp"
+#include "l4lb/service.hpp"
+#include "l4lb/session.hpp"
+
+namespace l4lb {
+
+namespace {
+UniqueFd open_spare() { return UniqueFd(::open("/dev/null", O_RDONLY | O_CLOEXEC)); }
+}  // namespace
+
+Worker::Worker(struct ev_loop* loop, Log& log) : loop_(loop), log_(log), spare_fd_(open_spare()) {}
+
+Worker::~Worker() { close_all(); }
+
+void Worker::start_session(std::shared_ptr<Service> service, UniqueFd client, const Address& peer) {
+  auto* s = new Session(*this, std::move(service), std::move(client), peer);
+  s->next = head_;
+  if (head_) head_->prev = s;
+  head_ = s;
+  ++sessions_;
+  s->start();
+  if (s->done()) reap(s);
+}
+
+void Worker::reap(Session* s) {
+  if (s->prev) s->prev->next = s->next;
+  else head_ = s->next;
+  if (s->next) s->next->prev = s->prev;
+  --sessions_;
+  delete s;
+  if (sessions_ == 0 && on_empty) on_empty();
+}
+
+void Worker::close_all() {
+  while (head_) {
+    head_->abort();
+    reap(head_);
+  }
+}
+
+bool Worker::shed_one(int listen_fd) {
+  if (!spare_fd_) return false;
+  spare_fd_.reset();
+  Address peer;
+  UniqueFd client = accept_tcp(listen_fd, peer);
+  bool shed = static_cast<bool>(client);
+  client.reset();
+  spare_fd_ = open_spare();
+  return shed;
+}
+
+}  // namespace l4lb

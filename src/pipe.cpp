@@ -9,6 +9,7 @@ Pipe PipePool::acquire() {
   if (!idle_.empty()) {
     Pipe p = std::move(idle_.back());
     idle_.pop_back();
+    if (idle_.size() < min_idle_) min_idle_ = idle_.size();
     return p;
   }
   int fds[2];
@@ -23,6 +24,11 @@ Pipe PipePool::acquire() {
 void PipePool::release(Pipe&& pipe) {
   if (pipe && idle_.size() < max_idle_) idle_.push_back(std::move(pipe));
   // else: the pipe's fds close as it goes out of scope
+}
+
+void PipePool::trim() {
+  idle_.erase(idle_.begin(), idle_.begin() + static_cast<std::ptrdiff_t>(min_idle_));
+  min_idle_ = idle_.size();
 }
 
 }  // namespace l4lb

@@ -87,6 +87,10 @@ bool Server::apply(const Config& cfg, std::string& error) {
         b->config = bc;
       else
         b = std::make_shared<Backend>(bc);
+      if (sc.health_check.type == HealthType::None) {  // no checks: always up
+        b->health = HealthState::Up;
+        b->health_streak = 0;
+      }
       backends.push_back(std::move(b));
     }
     Pool pool(std::move(backends), make_selector(sc.algorithm));
@@ -111,6 +115,9 @@ bool Server::apply(const Config& cfg, std::string& error) {
   }
   listeners_ = std::move(listeners);  // listeners not carried over close here
   services_ = std::move(services);    // removed services live on in their sessions
+  probers_.clear();                   // checks in flight are dropped; state stays in Backend
+  for (const ServiceConfig& sc : cfg.services)
+    probers_.push_back(std::make_unique<Prober>(loop_, log_, services_[sc.name]));
   config_ = cfg;
   worker_.max_sessions = cfg.global.max_connections;
   log_.set_level(cfg.global.log_level);
@@ -156,6 +163,7 @@ void Server::begin_drain() {
   draining_ = true;
   ::sd_notify(0, "STOPPING=1");
   listeners_.clear();  // stop accepting at once
+  probers_.clear();
   log_.info("drain start", {{"connections", std::to_string(worker_.session_count())},
                             {"timeout", format_duration(config_.global.drain_timeout)}});
   if (worker_.session_count() == 0) return stop();

@@ -5,6 +5,8 @@
 #include <cerrno>
 #include <cstring>
 
+#include <fmt/format.h>
+
 #include "l4lb/net.hpp"
 #include "l4lb/service.hpp"
 #include "l4lb/splice.hpp"
@@ -84,10 +86,14 @@ bool Session::connect_failed(int error) {
     return false;
   }
   ++b.counters.failures;
+  std::string reason = fmt::format("connect: {}", std::strerror(error));
   if (worker_.log().enabled(LogLevel::Debug))
     worker_.log().debug("connect failed", {{"service", service_->config.name},
                                            {"backend", b.config.address_text},
-                                           {"reason", std::strerror(error)}});
+                                           {"reason", reason}});
+  // Passive health: where active checks are on, a failed real connect counts as a failed check.
+  if (service_->config.health_check.type != HealthType::None)
+    service_->report_health(b, false, reason, worker_.log());
   tried_.push_back(&b);
   backend_.end();
   if (tried_.size() > static_cast<size_t>(service_->config.retries)) {

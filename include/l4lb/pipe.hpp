@@ -26,12 +26,17 @@ class PipePool {
   // Takes back a pipe. Only an EMPTY pipe may be returned; keep at most max_idle.
   void release(Pipe&& pipe);
 
+  // Closes the idle pipes that stayed unused since the previous trim (called about
+  // once a second), so that a quiet process gives its pipes back.
+  void trim();
+
   size_t idle() const { return idle_.size(); }
   size_t created() const { return created_; }
 
  private:
   std::vector<Pipe> idle_;
   size_t max_idle_;
+  size_t min_idle_ = 0;  // fewest idle pipes since the last trim: those never left the pool
   size_t created_ = 0;
 };
 

@@ -12,6 +12,7 @@
 #include "l4lb/config.hpp"
 #include "l4lb/listener.hpp"
 #include "l4lb/log.hpp"
+#include "l4lb/prober.hpp"
 #include "l4lb/service.hpp"
 #include "l4lb/watch.hpp"
 #include "l4lb/worker.hpp"
@@ -47,6 +48,7 @@ class Server {
   Worker worker_;
   std::map<std::string, std::shared_ptr<Service>> services_;
   std::vector<std::unique_ptr<Listener>> listeners_;
+  std::vector<std::unique_ptr<Prober>> probers_;
   uint64_t generation_ = 0;
   bool draining_ = false;
   SignalWatcher sighup_, sigterm_, sigint_;

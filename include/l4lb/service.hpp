@@ -3,8 +3,10 @@
 // removed by a reload lives on until its last session ends.
 #pragma once
 #include <cstdint>
+#include <string_view>
 
 #include "l4lb/config.hpp"
+#include "l4lb/log.hpp"
 #include "l4lb/pool.hpp"
 
 namespace l4lb {
@@ -22,6 +24,11 @@ struct Service {
   ServiceConfig config;
   Pool pool;
   ServiceCounters counters;
+
+  // One health check result for B (active, or a failed real connect): runs the
+  // rise/fall machine, records it, and on a state change logs it and refreshes
+  // the pool. The only code that changes a backend's health.
+  void report_health(Backend& b, bool ok, std::string_view reason, Log& log);
 };
 
 }  // namespace l4lb

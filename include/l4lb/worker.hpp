@@ -9,6 +9,7 @@
 #include "l4lb/fd.hpp"
 #include "l4lb/log.hpp"
 #include "l4lb/pipe.hpp"
+#include "l4lb/watch.hpp"
 
 namespace l4lb {
 
@@ -50,6 +51,8 @@ class Worker {
   Session* head_ = nullptr;  // intrusive list of open sessions
   size_t sessions_ = 0;
   UniqueFd spare_fd_;
+  TimerWatcher trim_timer_;  // gives unused pooled pipes back, once a second
+  void on_trim();
 };
 
 }  // namespace l4lb

@@ -1,0 +1,45 @@
+#include "l4lb/service.hpp"
+
+#include <ctime>
+
+#include "l4lb/health.hpp"
+
+namespace l4lb {
+
+namespace {
+constexpr size_t kHistory = 16;
+
+double now_unix() {
+  timespec ts{};
+  ::clock_gettime(CLOCK_REALTIME, &ts);
+  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) / 1e9;
+}
+}  // namespace
+
+void Service::report_health(Backend& b, bool ok, std::string_view reason, Log& log) {
+  HealthRecord& rec = b.health_record;
+  rec.last_check = now_unix();
+  if (ok) {
+    ++rec.checks_ok;
+    rec.last_error.clear();
+  } else {
+    ++rec.checks_failed;
+    rec.last_error = reason;
+  }
+  const HealthCheckConfig& hc = config.health_check;
+  HealthState before = b.health;
+  b.health = apply_check(before, b.health_streak, ok, {hc.healthy_threshold, hc.unhealthy_threshold});
+  if (b.health == before) return;
+
+  rec.history.push_back({rec.last_check, before, b.health, std::string(reason)});
+  if (rec.history.size() > kHistory) rec.history.pop_front();
+  // pool.refresh();  (wired when the selection work lands)
+  if (b.health == HealthState::Up)
+    log.info("backend up", {{"service", config.name}, {"backend", b.config.address_text}});
+  else
+    log.warn("backend down", {{"service", config.name},
+                              {"backend", b.config.address_text},
+                              {"reason", std::string(reason)}});
+}
+
+}  // namespace l4lb

@@ -4,6 +4,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <span>
 
 #include <fmt/format.h>
 
@@ -156,45 +157,24 @@ void Session::pump_both() {
 // (the session is then finished with a reset).
 bool Session::pump(Flow& f, int from, int to, bool upstream) {
   size_t moved = 0;
+  bool drained = false;
+  Step step = Step::Again;
   for (;;) {
-    bool source_empty = f.eof;
-    if (!f.eof && (!f.pipe || f.queued < f.pipe.capacity)) {
-      if (!f.pipe) {
-        f.pipe = worker_.pipes().acquire();
-        if (!f.pipe) {
-          finish(Ending::Reset, errno);
-          return false;
-        }
-      }
-      size_t want = f.pipe.capacity - f.queued;
-      IoResult r = splice_in(from, f.pipe.write_end.get(), want);
-      switch (r.status) {
-        case IoStatus::Progress:
-          f.queued += r.bytes;
-          source_empty = r.bytes < want;
-          break;
-        case IoStatus::Eof:
-          f.eof = source_empty = true;
-          break;
-        case IoStatus::WouldBlock:
-          source_empty = true;
-          break;
-        case IoStatus::Error:
-          finish(Ending::Reset, r.error);
-          return false;
-      }
-    }
-    if (f.queued > 0) {
+    if (f.queued > 0) {  // bytes already waiting go first
       IoResult r = splice_out(f.pipe.read_end.get(), to, f.queued);
       if (r.status == IoStatus::Error) {
-        finish(Ending::Reset, r.error);
-        return false;
+        error_ = r.error;
+        step = Step::Failed;
+        break;
       }
       f.queued -= r.bytes;
       moved += r.bytes;
       if (f.queued > 0) break;  // the destination is full: wait until it is writable
     }
-    if (source_empty) break;
+    if (f.eof || drained) break;
+    step = f.bulk ? splice_step(f, from) : copy_step(f, from, to, moved);
+    if (step == Step::Failed || step == Step::Blocked) break;
+    drained = step == Step::Drained;
   }
   if (moved > 0) {
     last_active_ = ev_now(worker_.loop());
@@ -207,12 +187,87 @@ bool Session::pump(Flow& f, int from, int to, bool upstream) {
       b.counters.bytes_out += moved;
     }
   }
+  if (step == Step::Failed) {
+    finish(Ending::Reset, error_);
+    return false;
+  }
   if (f.queued == 0 && f.pipe) worker_.pipes().release(std::move(f.pipe));
   if (f.eof && f.queued == 0 && !f.shut) {
     ::shutdown(to, SHUT_WR);
     f.shut = true;
   }
   return true;
+}
+
+// read + send through the worker's scratch buffer; what TO does not take is parked
+// in a pipe. A read that fills the buffer switches the flow to splice.
+Session::Step Session::copy_step(Flow& f, int from, int to, size_t& moved) {
+  std::span<char> buf = worker_.scratch();
+  ssize_t n = ::recv(from, buf.data(), buf.size(), 0);
+  if (n < 0) {
+    if (errno == EAGAIN || errno == EWOULDBLOCK) return Step::Drained;
+    if (errno == EINTR) return Step::Again;
+    error_ = errno;
+    return Step::Failed;
+  }
+  if (n == 0) {
+    f.eof = true;
+    return Step::Drained;
+  }
+  size_t got = static_cast<size_t>(n);
+  ssize_t m = ::send(to, buf.data(), got, MSG_NOSIGNAL | MSG_DONTWAIT);
+  if (m < 0) {
+    if (errno != EAGAIN && errno != EWOULDBLOCK) {
+      error_ = errno;
+      return Step::Failed;
+    }
+    m = 0;
+  }
+  size_t sent = static_cast<size_t>(m);
+  moved += sent;
+  if (sent < got) {  // park the rest in a pipe until TO is writable
+    if (!f.pipe && !(f.pipe = worker_.pipes().acquire())) {
+      error_ = errno;
+      return Step::Failed;
+    }
+    ssize_t w = ::write(f.pipe.write_end.get(), buf.data() + sent, got - sent);
+    if (w != static_cast<ssize_t>(got - sent)) {
+      error_ = w < 0 ? errno : ENOBUFS;
+      return Step::Failed;
+    }
+    f.queued = got - sent;
+    return Step::Blocked;
+  }
+  if (got == buf.size()) {
+    f.bulk = true;
+    return Step::Again;
+  }
+  return Step::Drained;
+}
+
+// socket -> pipe; the caller flushes the pipe. A short splice ends bulk mode.
+Session::Step Session::splice_step(Flow& f, int from) {
+  if (!f.pipe && !(f.pipe = worker_.pipes().acquire())) {
+    error_ = errno;
+    return Step::Failed;
+  }
+  size_t want = f.pipe.capacity;  // the pipe is empty here
+  IoResult r = splice_in(from, f.pipe.write_end.get(), want);
+  switch (r.status) {
+    case IoStatus::Progress:
+      f.queued = r.bytes;
+      if (r.bytes < worker_.scratch().size()) f.bulk = false;
+      return r.bytes < want ? Step::Drained : Step::Again;
+    case IoStatus::Eof:
+      f.eof = true;
+      return Step::Drained;
+    case IoStatus::WouldBlock:
+      return Step::Drained;
+    case IoStatus::Error:
+      break;
+  }
+  error_ = r.error;
+  return Step::Failed;
 }
 
 // What to wait for follows from the flows: read a source only while its pipe is

@@ -35,13 +35,18 @@ class Session {
   enum class Phase { Connecting, Established, Done };
   enum class Ending { Closed, Reset, Idle, NoBackend, Aborted };
 
-  // One direction of the pair: bytes read from one socket, queued in a pipe, written to the other.
+  // One direction of the pair. Small reads are copied through the worker's scratch
+  // buffer (read + send: cheapest for request/response traffic); once a read fills
+  // that buffer the flow is bulk and moves by splice(2) until a splice comes back
+  // small. Bytes the destination cannot take yet wait in a borrowed pipe.
   struct Flow {
     Pipe pipe;
-    size_t queued = 0;  // bytes in the pipe
+    size_t queued = 0;  // bytes waiting in the pipe
+    bool bulk = false;  // splice, rather than copy
     bool eof = false;   // the source sent FIN
     bool shut = false;  // FIN passed on (shutdown(SHUT_WR) of the destination)
   };
+  enum class Step { Again, Drained, Blocked, Failed };
 
   void connect_next();
   bool connect_failed(int error);  // true if another backend may be tried
@@ -51,6 +56,9 @@ class Session {
   void on_timer();
   void pump_both();
   bool pump(Flow& flow, int from, int to, bool upstream);
+  Step copy_step(Flow& flow, int from, int to, size_t& moved);
+  Step splice_step(Flow& flow, int from);
+  int error_ = 0;  // errno of the failure that ends the session with a reset
   void watch();
   void finish(Ending ending, int error = 0);
   void reap_if_done();

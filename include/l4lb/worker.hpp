@@ -5,6 +5,7 @@
 
 #include <functional>
 #include <memory>
+#include <span>
 
 #include "l4lb/fd.hpp"
 #include "l4lb/log.hpp"
@@ -27,6 +28,9 @@ class Worker {
   struct ev_loop* loop() const { return loop_; }
   Log& log() { return log_; }
   PipePool& pipes() { return pipes_; }
+  // The copy buffer shared by every session of this loop (used within one handler call).
+  std::span<char> scratch() { return {scratch_.get(), kScratchSize}; }
+  static constexpr size_t kScratchSize = 16384;
 
   // Takes a just-accepted client and starts its session (backend connect at once).
   void start_session(std::shared_ptr<Service> service, UniqueFd client, const Address& peer);
@@ -48,6 +52,7 @@ class Worker {
   struct ev_loop* loop_;
   Log& log_;
   PipePool pipes_;
+  std::unique_ptr<char[]> scratch_ = std::make_unique<char[]>(kScratchSize);
   Session* head_ = nullptr;  // intrusive list of open sessions
   size_t sessions_ = 0;
   UniqueFd spare_fd_;

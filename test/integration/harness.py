@@ -406,7 +406,7 @@ def service(listen: str | int, backends: list, name: str = "web", **opts: Any) -
     if isinstance(listen, int):
         listen = f"127.0.0.1:{listen}"
     svc: dict = {"name": name, "listen": listen, "algorithm": "round_robin",
-                 "connect_timeout": "500ms", "health_check": {"type": "none"}}
+                 "connect_timeout": "2s", "health_check": {"type": "none"}}
     svc.update(opts)
     svc["backends"] = bl
     return svc

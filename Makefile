@@ -6,6 +6,10 @@
 CXX      ?= g++
 PREFIX   ?= /usr/local
 DESTDIR  ?=
+SBINDIR  ?= $(PREFIX)/sbin
+UNITDIR  ?= /lib/systemd/system
+MANDIR   ?= $(PREFIX)/share/man
+DOCDIR   ?= $(PREFIX)/share/doc/l4lb
 VERSION  := 0.1.0
 
 ifeq ($(SANITIZE),1)
@@ -70,9 +74,8 @@ deps:
 	@scripts/install-deps.sh
 
 install: $(BUILD)/l4lb
-	install -D -m 0755 $(BUILD)/l4lb $(DESTDIR)$(PREFIX)/sbin/l4lb
-	install -D -m 0644 conf/l4lb.yaml $(DESTDIR)/etc/l4lb/l4lb.yaml.example
-	install -D -m 0644 systemd/l4lb.service $(DESTDIR)/lib/systemd/system/l4lb.service
+	@DESTDIR="$(DESTDIR)" PREFIX="$(PREFIX)" SBINDIR="$(SBINDIR)" UNITDIR="$(UNITDIR)" \
+	  MANDIR="$(MANDIR)" DOCDIR="$(DOCDIR)" scripts/install.sh $(BUILD)/l4lb
 
 clean:
 	rm -rf build

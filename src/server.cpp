@@ -39,7 +39,11 @@ Server::Server(struct ev_loop* loop, Log& log, std::string config_path)
 Server::~Server() = default;
 
 bool Server::start(const Config& cfg, std::string& error) {
-  if (!apply(cfg, error)) return false;
+  Changes changes;
+  if (!apply(cfg, error, changes)) return false;
+  if (cfg.global.workers > 1)
+    log_.warn("workers > 1 is not implemented yet: running one event loop",
+              {{"workers", std::to_string(cfg.global.workers)}});
   log_.info("ready", {{"services", std::to_string(services_.size())},
                       {"pid", std::to_string(::getpid())}});
   ::sd_notify(0, "READY=1");
@@ -56,7 +60,7 @@ int Server::run() {
 // their socket; new addresses are bound before anything changes, and a bind failure
 // leaves the running state untouched. A backend whose (service, address) stays
 // keeps its object: health, live count and counters.
-bool Server::apply(const Config& cfg, std::string& error) {
+bool Server::apply(const Config& cfg, std::string& error, Changes& changes) {
   // 1. Sockets: reuse or bind, touching nothing yet.
   std::vector<UniqueFd> new_fds(cfg.services.size());
   std::vector<Listener*> reused(cfg.services.size(), nullptr);
@@ -80,19 +84,25 @@ bool Server::apply(const Config& cfg, std::string& error) {
     const ServiceConfig& sc = cfg.services[i];
     auto old = services_.find(sc.name);
     std::shared_ptr<Service> previous = old == services_.end() ? nullptr : old->second;
+    if (!previous) ++changes.services_added;
     std::vector<std::shared_ptr<Backend>> backends;
+    size_t kept = 0;
     for (const BackendConfig& bc : sc.backends) {
       std::shared_ptr<Backend> b = find_backend(previous.get(), bc.address);
-      if (b)
+      if (b) {
         b->config = bc;
-      else
+        ++kept;
+      } else {
         b = std::make_shared<Backend>(bc);
+        ++changes.backends_added;
+      }
       if (sc.health_check.type == HealthType::None) {  // no checks: always up
         b->health = HealthState::Up;
         b->health_streak = 0;
       }
       backends.push_back(std::move(b));
     }
+    if (previous) changes.backends_removed += previous->pool.backends().size() - kept;
     Pool pool(std::move(backends), make_selector(sc.algorithm));
     std::shared_ptr<Service> svc = previous;
     if (svc) {
@@ -113,6 +123,11 @@ bool Server::apply(const Config& cfg, std::string& error) {
       listeners.push_back(std::make_unique<Listener>(worker_, svc, std::move(new_fds[i])));
     }
   }
+  for (const auto& [name, svc] : services_) {
+    if (services.count(name)) continue;
+    ++changes.services_removed;
+    changes.backends_removed += svc->pool.backends().size();
+  }
   listeners_ = std::move(listeners);  // listeners not carried over close here
   services_ = std::move(services);    // removed services live on in their sessions
   probers_.clear();                   // checks in flight are dropped; state stays in Backend
@@ -130,7 +145,8 @@ void Server::reload() {
                static_cast<unsigned long long>(monotonic_usec()));
   ConfigResult result = load_config(config_path_);
   std::string error;
-  if (result.ok() && !apply(*result.config, error)) result.errors.push_back(error);
+  Changes changes;
+  if (result.ok() && !apply(*result.config, error, changes)) result.errors.push_back(error);
   if (!result.errors.empty()) {
     for (const auto& e : result.errors) log_.error("reload failed", {{"error", e}});
     ::sd_notifyf(0, "READY=1\nSTATUS=reload failed: %s", result.errors.front().c_str());
@@ -140,6 +156,10 @@ void Server::reload() {
   for (const auto& [name, svc] : services_) backends += svc->pool.backends().size();
   log_.info("reload ok", {{"services", std::to_string(services_.size())},
                           {"backends", std::to_string(backends)},
+                          {"services_added", std::to_string(changes.services_added)},
+                          {"services_removed", std::to_string(changes.services_removed)},
+                          {"backends_added", std::to_string(changes.backends_added)},
+                          {"backends_removed", std::to_string(changes.backends_removed)},
                           {"generation", std::to_string(generation_)}});
   ::sd_notify(0, "READY=1");
   notify_status();

@@ -33,7 +33,12 @@ class Server {
   int run();
 
  private:
-  bool apply(const Config& cfg, std::string& error);
+  // What a reload changed, for its log line.
+  struct Changes {
+    size_t services_added = 0, services_removed = 0;
+    size_t backends_added = 0, backends_removed = 0;
+  };
+  bool apply(const Config& cfg, std::string& error, Changes& changes);
   void reload();
   void begin_drain();
   void stop();

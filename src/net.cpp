@@ -14,11 +14,11 @@ void set_int(int fd, int level, int name, int value) {
 }
 }  // namespace
 
-UniqueFd listen_tcp(const Address& addr, int backlog) {
+UniqueFd listen_tcp(const Address& addr, bool reuse_port, int backlog) {
   UniqueFd fd(::socket(addr.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
   if (!fd) return fd;
   set_int(fd.get(), SOL_SOCKET, SO_REUSEADDR, 1);
-  set_int(fd.get(), SOL_SOCKET, SO_REUSEPORT, 1);
+  if (reuse_port) set_int(fd.get(), SOL_SOCKET, SO_REUSEPORT, 1);
   if (addr.family() == AF_INET6) set_int(fd.get(), IPPROTO_IPV6, IPV6_V6ONLY, 1);
   if (::bind(fd.get(), addr.sa(), addr.length) != 0 || ::listen(fd.get(), backlog) != 0) {
     int saved = errno;

@@ -5,9 +5,11 @@
 
 namespace l4lb {
 
-// A bound, listening, non-blocking socket with SO_REUSEADDR and SO_REUSEPORT
-// (IPv6 sockets are IPV6_V6ONLY). On failure returns an empty fd and sets errno.
-UniqueFd listen_tcp(const Address& addr, int backlog = 4096);
+// A bound, listening, non-blocking socket with SO_REUSEADDR (IPv6 sockets are
+// IPV6_V6ONLY). REUSE_PORT (SO_REUSEPORT) only where several sockets of this process
+// share the address (one per worker): without it a second l4lb cannot bind it too.
+// On failure returns an empty fd and sets errno.
+UniqueFd listen_tcp(const Address& addr, bool reuse_port = false, int backlog = 4096);
 
 // accept4(SOCK_NONBLOCK|SOCK_CLOEXEC). Empty fd with errno set when nothing was accepted.
 UniqueFd accept_tcp(int listen_fd, Address& peer);

@@ -1,32 +1,115 @@
 #include "l4lb/pool.hpp"
 
-#include <algorithm>
-
 namespace l4lb {
 
+Pool::Pool(std::vector<std::shared_ptr<Backend>> backends, Algorithm algorithm)
+    : Pool(std::move(backends), make_selector(algorithm)) {}
+
 Pool::Pool(std::vector<std::shared_ptr<Backend>> backends, std::unique_ptr<Selector> selector)
-    : backends_(std::move(backends)), selector_(std::move(selector)) {
-  candidates_.reserve(backends_.size());
+    : algorithm_(selector->algorithm()), backends_(std::move(backends)) {
+  make_selectors(std::move(selector));
+  rebuild(true);
+}
+
+Pool::Pool(Pool&& other) noexcept = default;
+
+Pool& Pool::operator=(Pool&& other) noexcept {
+  if (this != &other) {
+    // The selectors first, while the backends they index are surely alive.
+    regular_.reset();
+    backup_.reset();
+    algorithm_ = other.algorithm_;
+    backends_ = std::move(other.backends_);
+    regular_ = std::move(other.regular_);
+    backup_ = std::move(other.backup_);
+    scratch_regular_ = std::move(other.scratch_regular_);
+    scratch_backup_ = std::move(other.scratch_backup_);
+    regular_members_ = std::move(other.regular_members_);
+    backup_members_ = std::move(other.backup_members_);
+    tier_ = other.tier_;
+    moved_ = other.moved_;
+    hint_ = other.hint_;
+    other.hint_ = nullptr;
+  }
+  return *this;
+}
+
+Pool::~Pool() = default;  // selectors_ go before backends_ (declaration order)
+
+void Pool::make_selectors(std::unique_ptr<Selector> regular) {
+  regular_ = std::move(regular);
+  backup_ = make_selector(algorithm_);
+}
+
+double Pool::rebuild(bool fresh) {
+  scratch_regular_.clear();
+  scratch_backup_.clear();
+  for (const auto& b : backends_) {
+    if (b->health == HealthState::Down || b->config.drain) continue;
+    (b->config.backup ? scratch_backup_ : scratch_regular_).push_back(b.get());
+  }
+  double regular = regular_->rebuild(scratch_regular_);
+  double backup = backup_->rebuild(scratch_backup_);
+  Tier tier = !scratch_regular_.empty() ? Tier::Regular
+              : !scratch_backup_.empty() ? Tier::Backup
+                                         : Tier::None;
+  double moved = 0;
+  if (algorithm_ == Algorithm::ConsistentHash && !fresh) {
+    if (tier != tier_)
+      moved = 1;
+    else
+      moved = tier == Tier::Regular ? regular : tier == Tier::Backup ? backup : 0;
+  }
+  tier_ = tier;
+  // A refresh that changed nothing leaves the last change's figure.
+  bool changed = regular_members_.update(scratch_regular_);
+  changed = backup_members_.update(scratch_backup_) || changed;
+  if (fresh || changed) moved_ = moved;
+  return moved;
+}
+
+double Pool::refresh() { return rebuild(false); }
+
+double Pool::set_health(Backend& b, HealthState state) {
+  bool was_down = b.health == HealthState::Down;
+  b.health = state;
+  return was_down != (state == HealthState::Down) ? refresh() : 0;
+}
+
+double Pool::update(std::vector<std::shared_ptr<Backend>> backends, Algorithm algorithm) {
+  // The old backends stay alive until the selectors have let go of them.
+  std::vector<std::shared_ptr<Backend>> old = std::move(backends_);
+  backends_ = std::move(backends);
+  hint_ = nullptr;
+  if (algorithm == algorithm_) return rebuild(false);
+  regular_.reset();
+  backup_.reset();
+  algorithm_ = algorithm;
+  make_selectors(make_selector(algorithm));
+  rebuild(true);
+  moved_ = algorithm == Algorithm::ConsistentHash ? 1 : 0;  // a new table
+  return moved_;
 }
 
 Lease Pool::acquire(const PickContext& ctx, std::span<Backend* const> avoid) {
-  auto collect = [&](bool backup) {
-    candidates_.clear();
-    for (const auto& b : backends_) {
-      if (b->config.backup != backup || !b->available()) continue;
-      if (std::find(avoid.begin(), avoid.end(), b.get()) != avoid.end()) continue;
-      candidates_.push_back(b.get());
-    }
-    return !candidates_.empty();
-  };
-  // Backups only when no regular backend is available (tried ones count as unavailable).
-  if (!collect(false) && !collect(true)) return {};
-  return Lease(selector_->pick(candidates_, ctx)->shared_from_this());
+  PickFilter filter(avoid);
+  // Backups only when no regular backend can take it (tried ones count as unavailable).
+  Backend* b = regular_->pick(ctx, filter);
+  if (!b) b = backup_->pick(ctx, filter);
+  if (!b) return {};
+  hint_ = b;
+  return Lease(b->shared_from_this());
 }
 
 bool Pool::any_available() const {
-  return std::any_of(backends_.begin(), backends_.end(),
-                     [](const auto& b) { return b->available(); });
+  if (hint_ && hint_->available()) return true;
+  for (const auto& b : backends_) {
+    if (b->available()) {
+      hint_ = b.get();
+      return true;
+    }
+  }
+  return false;
 }
 
 }  // namespace l4lb

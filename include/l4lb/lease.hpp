@@ -15,6 +15,7 @@ class Lease {
   Lease() = default;
   explicit Lease(std::shared_ptr<Backend> backend) : backend_(std::move(backend)) {
     backend_->live_.fetch_add(1, std::memory_order_relaxed);
+    if (backend_->load_observer) backend_->load_observer->load_changed(*backend_);
   }
   Lease(Lease&& other) noexcept = default;
   Lease& operator=(Lease&& other) noexcept {
@@ -38,7 +39,10 @@ class Lease {
   // Closes the socket and gives the count back (also done by the destructor).
   void end() {
     socket_.reset();
-    if (backend_) backend_->live_.fetch_sub(1, std::memory_order_relaxed);
+    if (backend_) {
+      backend_->live_.fetch_sub(1, std::memory_order_relaxed);
+      if (backend_->load_observer) backend_->load_observer->load_changed(*backend_);
+    }
     backend_.reset();
   }
 

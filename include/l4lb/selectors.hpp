@@ -1,17 +1,176 @@
 // The algorithms behind Selector, one class each (src/selectors/<name>.cpp).
+// Every pick is O(1) or O(log n) in the common case; each falls back to a bounded
+// walk and then one linear pass only when its first choice is unavailable or tried.
 #pragma once
 #include <cstddef>
+#include <cstdint>
+#include <vector>
 
 #include "l4lb/selector.hpp"
 
 namespace l4lb {
 
-class RoundRobin final : public Selector {
+// The member list a selector was last built from, to tell a real membership or
+// weight change from a refresh that changed nothing.
+class Members {
  public:
-  Backend* pick(std::span<Backend* const> candidates, const PickContext& ctx) override;
+  // True (and remembers MEMBERS) when they differ from the last call's.
+  bool update(std::span<Backend* const> members);
+  const std::vector<Backend*>& list() const { return list_; }
+  const std::vector<int>& weights() const { return weights_; }
+  size_t size() const { return list_.size(); }
 
  private:
-  size_t next_ = 0;
+  std::vector<Backend*> list_;
+  std::vector<int> weights_;
+};
+
+// round_robin: the next member in config order; weights are ignored.
+class RoundRobin final : public Selector {
+ public:
+  Algorithm algorithm() const override { return Algorithm::RoundRobin; }
+  double rebuild(std::span<Backend* const> members) override;
+  Backend* pick(const PickContext& ctx, const PickFilter& filter) override;
+
+ private:
+  Members members_;
+  size_t next_ = 0;  // < members_.size() (or 0)
+};
+
+// weighted_round_robin: nginx's smooth weighted round robin, precomputed. rebuild()
+// writes one period of the sequence (sum of weights / their gcd picks) into a
+// schedule; a pick is the next schedule entry. 5:1:1 gives a a b a c a a.
+class WeightedRoundRobin final : public Selector {
+ public:
+  Algorithm algorithm() const override { return Algorithm::WeightedRoundRobin; }
+  double rebuild(std::span<Backend* const> members) override;
+  Backend* pick(const PickContext& ctx, const PickFilter& filter) override;
+
+  // One period of the smooth sequence for WEIGHTS (indexes into WEIGHTS). Exactly
+  // nginx's order when (distinct weights) x (period) <= kExactBudget; beyond that
+  // (e.g. 1,000 backends with 600 distinct weights) an earliest-deadline order with
+  // midpoint deadlines, which has the same counts and is as smooth, but may order
+  // ties differently.
+  static std::vector<uint32_t> schedule(const std::vector<int>& weights);
+  static constexpr uint64_t kExactBudget = uint64_t{1} << 23;
+  static constexpr uint64_t kMaxPeriod = uint64_t{1} << 22;  // longer: weights scaled down
+
+ private:
+  Members members_;
+  std::vector<uint32_t> schedule_;
+  size_t pos_ = 0;
+};
+
+// least_connections and weighted_least_connections: an indexed binary min-heap of the
+// members keyed on live (or live/weight, compared exactly as live_a*w_b < live_b*w_a),
+// ties to the member picked least recently, so equal loads rotate. Lease reports each
+// count change (LoadObserver) and the entry moves up or down: O(log n) per change,
+// the best member is the root.
+class LoadHeap : public Selector, public LoadObserver {
+ public:
+  explicit LoadHeap(bool weighted) : weighted_(weighted) {}
+  ~LoadHeap() override;
+  LoadHeap(const LoadHeap&) = delete;
+  LoadHeap& operator=(const LoadHeap&) = delete;
+
+  double rebuild(std::span<Backend* const> members) override;
+  Backend* pick(const PickContext& ctx, const PickFilter& filter) override;
+  void load_changed(Backend& b) override;
+
+ private:
+  struct Entry {
+    uint64_t last_pick;  // ties go to the smallest: the least recently picked
+    uint32_t live;       // the count the entry is keyed on (follows Backend::live)
+    uint32_t weight;     // 1 when not weighted
+    uint32_t member;     // index in members_ (and Backend::load_slot)
+  };
+  bool before(const Entry& x, const Entry& y) const {
+    uint64_t lx = uint64_t{x.live} * y.weight, ly = uint64_t{y.live} * x.weight;
+    return lx != ly ? lx < ly : x.last_pick < y.last_pick;
+  }
+  Backend* backend_at(size_t pos) const { return members_.list()[heap_[pos].member]; }
+  void put(size_t pos, const Entry& e) {
+    heap_[pos] = e;
+    pos_[e.member] = static_cast<uint32_t>(pos);
+  }
+  void sift_up(size_t pos);
+  void sift_down(size_t pos);
+  void resync(size_t pos);  // re-read the live count at POS and move the entry
+  Backend* choose(size_t pos);
+
+  bool weighted_;
+  Members members_;
+  std::vector<Entry> heap_;
+  std::vector<uint32_t> pos_;       // heap position of each member
+  std::vector<uint32_t> frontier_;  // scratch for the bounded best-first search
+  uint64_t clock_ = 0;
+};
+
+class LeastConnections final : public LoadHeap {
+ public:
+  LeastConnections() : LoadHeap(false) {}
+  Algorithm algorithm() const override { return Algorithm::LeastConnections; }
+};
+
+class WeightedLeastConnections final : public LoadHeap {
+ public:
+  WeightedLeastConnections() : LoadHeap(true) {}
+  Algorithm algorithm() const override { return Algorithm::WeightedLeastConnections; }
+};
+
+// random: uniform over the available members (an unavailable draw is redrawn).
+class Random final : public Selector {
+ public:
+  explicit Random(uint64_t seed);
+  Algorithm algorithm() const override { return Algorithm::Random; }
+  double rebuild(std::span<Backend* const> members) override;
+  Backend* pick(const PickContext& ctx, const PickFilter& filter) override;
+
+ private:
+  uint64_t next();          // splitmix64
+  size_t below(size_t n);   // uniform in [0, n)
+  Members members_;
+  uint64_t state_;
+};
+
+// ip_hash: hash(client IP) mod the number of members; the same client gets the same
+// backend while the set of available members is unchanged. An unavailable choice is
+// rehashed (same result for every client that hashes alike), then walked.
+class IpHash final : public Selector {
+ public:
+  Algorithm algorithm() const override { return Algorithm::IpHash; }
+  double rebuild(std::span<Backend* const> members) override;
+  Backend* pick(const PickContext& ctx, const PickFilter& filter) override;
+
+ private:
+  Members members_;
+};
+
+// consistent_hash: a Maglev lookup table (Eisenbud et al., NSDI 2016) of prime size,
+// weight-aware (each member fills slots in proportion to its weight), built from the
+// members sorted by a fixed hash of their address, so it depends only on the set of
+// (address, weight). A pick is table[hash(client) mod size]; an unavailable or tried
+// choice walks the following slots (bounded), then the members.
+class ConsistentHash final : public Selector {
+ public:
+  static constexpr uint32_t kDefaultTableSize = 65537;
+  // TABLE_SIZE must be prime (and larger than the number of members).
+  explicit ConsistentHash(uint32_t table_size = kDefaultTableSize);
+  Algorithm algorithm() const override { return Algorithm::ConsistentHash; }
+  double rebuild(std::span<Backend* const> members) override;
+  Backend* pick(const PickContext& ctx, const PickFilter& filter) override;
+
+  // For tests: how many slots map to B.
+  size_t slots_of(const Backend* b) const;
+  uint32_t table_size() const { return size_; }
+
+ private:
+  uint32_t size_;
+  bool built_ = false;
+  Members members_;                // in config order: to detect changes
+  std::vector<Backend*> sorted_;   // by key: table entries index this
+  std::vector<uint64_t> keys_;     // hash_backend of each sorted_ member
+  std::vector<uint32_t> table_;    // size_ entries, or empty when there is no member
 };
 
 }  // namespace l4lb

@@ -1,21 +1,20 @@
-// Pool availability, backups, retries' avoid list, and Lease live counts.
+// Pool availability, backups, retries' avoid list, refresh/update, and Lease live counts.
 #include <doctest/doctest.h>
 
+#include <set>
 #include <string>
 #include <vector>
 
 #include "l4lb/pool.hpp"
+#include "selector_test_helpers.hpp"
 
 using namespace l4lb;
+using l4lb::testing::backend;
+using l4lb::testing::pick;
 
 namespace {
 std::shared_ptr<Backend> make_backend(int port, bool backup = false) {
-  BackendConfig bc;
-  bc.address_text = "127.0.0.1:" + std::to_string(port);
-  std::string err;
-  REQUIRE(parse_address(bc.address_text, bc.address, err));
-  bc.backup = backup;
-  return std::make_shared<Backend>(bc);
+  return backend(port, 1, backup);
 }
 
 Pool make_pool(std::vector<std::shared_ptr<Backend>> bs) {
@@ -81,4 +80,123 @@ TEST_CASE("a retry never picks a backend already tried") {
   for (int i = 0; i < 5; ++i) CHECK(pool.acquire({}, tried).get() == b.get());
   tried.push_back(b.get());
   CHECK_FALSE(pool.acquire({}, tried));
+}
+
+TEST_CASE("a backend that comes back up is chosen again after refresh") {
+  auto a = make_backend(1), b = make_backend(2);
+  a->health = HealthState::Down;
+  Pool pool(std::vector<std::shared_ptr<Backend>>{a, b}, Algorithm::RoundRobin);
+  CHECK(pick(pool) == b.get());
+  a->health = HealthState::Up;
+  CHECK(pick(pool) == b.get());  // not a member until the pool is told
+  pool.refresh();
+  std::set<Backend*> seen{pick(pool), pick(pool)};
+  CHECK(seen == std::set<Backend*>{a.get(), b.get()});
+}
+
+TEST_CASE("set_health refreshes only when membership changes") {
+  auto a = make_backend(1), b = make_backend(2);
+  Pool pool(std::vector<std::shared_ptr<Backend>>{a, b}, Algorithm::RoundRobin);
+  CHECK(pick(pool) == a.get());
+  pool.set_health(*a, HealthState::Up);  // Unknown -> Up: still a member, rotation kept
+  CHECK(pick(pool) == b.get());
+  pool.set_health(*a, HealthState::Down);
+  CHECK(a->health == HealthState::Down);
+  CHECK(pick(pool) == b.get());
+  CHECK(pick(pool) == b.get());
+  pool.set_health(*a, HealthState::Up);
+  CHECK(pick(pool) == a.get());
+}
+
+TEST_CASE("a refresh that changes nothing keeps the rotation") {
+  auto a = make_backend(1), b = make_backend(2), c = make_backend(3);
+  Pool pool(std::vector<std::shared_ptr<Backend>>{a, b, c}, Algorithm::RoundRobin);
+  CHECK(pick(pool) == a.get());
+  CHECK(pool.refresh() == 0);
+  CHECK(pick(pool) == b.get());
+}
+
+TEST_CASE("update() applies a reload in place: new members, same rotation state") {
+  auto a = make_backend(1), b = make_backend(2), c = make_backend(3);
+  Pool pool(std::vector<std::shared_ptr<Backend>>{a, b}, Algorithm::LeastConnections);
+  Lease held = pool.acquire({});
+  CHECK(held.get() == a.get());
+  pool.update({a, b, c}, Algorithm::LeastConnections);
+  CHECK(pool.algorithm() == Algorithm::LeastConnections);
+  // a holds 1; b and c are idle: b (config order among the idle), then c.
+  Lease l2 = pool.acquire({});
+  Lease l3 = pool.acquire({});
+  CHECK(l2.get() == b.get());
+  CHECK(l3.get() == c.get());
+  pool.update({c}, Algorithm::RoundRobin);
+  CHECK(pool.algorithm() == Algorithm::RoundRobin);
+  CHECK(pick(pool) == c.get());
+  held.end();
+  l2.end();
+  l3.end();
+  CHECK(a->live() == 0);
+  CHECK(b->live() == 0);
+  CHECK(c->live() == 0);
+}
+
+TEST_CASE("a pool replaced by move-assignment while leases are out (a reload)") {
+  auto a = make_backend(1), b = make_backend(2);
+  Pool pool(std::vector<std::shared_ptr<Backend>>{a, b}, Algorithm::LeastConnections);
+  Lease la = pool.acquire({});
+  pool = Pool(std::vector<std::shared_ptr<Backend>>{b}, Algorithm::WeightedLeastConnections);
+  a.reset();  // a removed: it lives on in its lease only
+  Lease lb = pool.acquire({});
+  CHECK(lb.get() == b.get());
+  la.end();   // the old pool's index is gone; nothing may touch it
+  lb.end();
+  CHECK(b->live() == 0);
+}
+
+TEST_CASE("leases may outlive their pool") {
+  auto a = make_backend(1);
+  Lease l;
+  {
+    Pool pool(std::vector<std::shared_ptr<Backend>>{a}, Algorithm::LeastConnections);
+    l = pool.acquire({});
+    CHECK(a->load_observer != nullptr);
+  }
+  CHECK(a->load_observer == nullptr);
+  l.end();
+  CHECK(a->live() == 0);
+}
+
+TEST_CASE("any_available sees every tier and follows availability") {
+  auto a = make_backend(1), spare = make_backend(2, true);
+  Pool pool(std::vector<std::shared_ptr<Backend>>{a, spare}, Algorithm::RoundRobin);
+  CHECK(pool.any_available());
+  a->health = HealthState::Down;
+  CHECK(pool.any_available());
+  spare->config.drain = true;
+  CHECK_FALSE(pool.any_available());
+  spare->config.drain = false;
+  CHECK(pool.any_available());
+}
+
+#include "l4lb/pipe.hpp"
+
+TEST_CASE("the pipe pool lends, takes back empty pipes, and trims unused ones") {
+  PipePool pipes(4);
+  Pipe a = pipes.acquire();
+  Pipe b = pipes.acquire();
+  REQUIRE(a);
+  REQUIRE(b);
+  CHECK(a.capacity >= 4096);
+  CHECK(pipes.created() == 2);
+  pipes.release(std::move(a));
+  pipes.release(std::move(b));
+  CHECK(pipes.idle() == 2);
+  Pipe again = pipes.acquire();  // reused, not created
+  CHECK(pipes.created() == 2);
+  pipes.release(std::move(again));
+  pipes.trim();                  // none sat idle for the whole first period
+  CHECK(pipes.idle() == 2);
+  pipes.trim();                  // both untouched for a whole period: closed
+  CHECK(pipes.idle() == 0);
+  for (int i = 0; i < 6; ++i) pipes.release(pipes.acquire());
+  CHECK(pipes.idle() <= 4);
 }

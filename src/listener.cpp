@@ -35,8 +35,9 @@ void Listener::on_readable(int) {
           ++service_->counters.accepted;
           ++service_->counters.refused;
         }
-        worker_.log().warn("accept paused", {{"service", service_->config.name},
-                                             {"reason", std::strerror(err)}});
+        if (worker_.warn_resources_now())
+          worker_.log().warn("accept paused", {{"service", service_->config.name},
+                                               {"reason", std::strerror(err)}});
         io_.stop();
         pause_.start(kEmfilePause);
       }

@@ -12,6 +12,7 @@
 
 #include "l4lb/http_probe.hpp"
 #include "l4lb/net.hpp"
+#include "l4lb/proxy_header.hpp"
 #include "l4lb/service.hpp"
 
 namespace l4lb {
@@ -58,10 +59,7 @@ class Prober::Check {
     received_.clear();
     sent_ = 0;
     connected_ = false;
-    if (cfg().type == HealthType::Http) {
-      request_ = build_http_check(cfg().path,
-                                  cfg().host.empty() ? backend_->config.address_text : cfg().host);
-    }
+    request_.clear();
     if (::connect(fd_.get(), addr.sa(), addr.length) != 0 && errno != EINPROGRESS)
       return finish(false, fmt::format("connect: {}", std::strerror(errno)));
     io_.bind<&Check::on_io>(loop_, this, fd_.get());
@@ -75,6 +73,12 @@ class Prober::Check {
       if (err != 0) return finish(false, fmt::format("connect: {}", std::strerror(err)));
       connected_ = true;
       if (cfg().type != HealthType::Http) return finish(true, {});
+      // A backend that expects the PROXY header expects it on checks too, with the
+      // check socket's own addresses.
+      build_proxy_header(service_->config.proxy_protocol, local_address(fd_.get()),
+                         backend_->config.address, request_);
+      request_ += build_http_check(cfg().path,
+                                   cfg().host.empty() ? backend_->config.address_text : cfg().host);
     }
     if (sent_ < request_.size()) {
       ssize_t n = ::send(fd_.get(), request_.data() + sent_, request_.size() - sent_, MSG_NOSIGNAL);

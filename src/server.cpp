@@ -10,6 +10,7 @@
 #include <fmt/format.h>
 
 #include "l4lb/net.hpp"
+#include "l4lb/stats.hpp"
 
 namespace l4lb {
 
@@ -39,6 +40,7 @@ Server::Server(struct ev_loop* loop, Log& log, std::string config_path)
 Server::~Server() = default;
 
 bool Server::start(const Config& cfg, std::string& error) {
+  state_.start_time = unix_now();
   Changes changes;
   if (!apply(cfg, error, changes)) return false;
   if (cfg.global.workers > 1)
@@ -73,6 +75,19 @@ bool Server::apply(const Config& cfg, std::string& error, Changes& changes) {
     if (!new_fds[i]) {
       error = fmt::format("service {}: cannot listen on {}: {}", sc.name, sc.listen_text,
                           std::strerror(errno));
+      return false;
+    }
+  }
+
+  // The admin port: kept if its address stays, else bound anew (or closed).
+  const std::optional<AdminConfig>& admin_cfg = cfg.global.admin;
+  bool admin_same = admin_ && admin_cfg && config_.global.admin &&
+                    config_.global.admin->listen == admin_cfg->listen;
+  UniqueFd admin_fd;
+  if (admin_cfg && !admin_same) {
+    admin_fd = listen_tcp(admin_cfg->listen);
+    if (!admin_fd) {
+      error = fmt::format("admin: cannot listen on {}: {}", admin_cfg->listen_text, std::strerror(errno));
       return false;
     }
   }
@@ -133,10 +148,16 @@ bool Server::apply(const Config& cfg, std::string& error, Changes& changes) {
   probers_.clear();                   // checks in flight are dropped; state stays in Backend
   for (const ServiceConfig& sc : cfg.services)
     probers_.push_back(std::make_unique<Prober>(loop_, log_, services_[sc.name]));
+  if (!admin_cfg)
+    admin_.reset();
+  else if (!admin_same)
+    admin_ = std::make_unique<AdminServer>(loop_, log_, std::move(admin_fd), state_);
   config_ = cfg;
   worker_.max_sessions = cfg.global.max_connections;
   log_.set_level(cfg.global.log_level);
-  ++generation_;
+  ++state_.generation;
+  state_.services.clear();
+  for (const ServiceConfig& sc : cfg.services) state_.services.push_back(services_[sc.name]);
   return true;
 }
 
@@ -148,10 +169,14 @@ void Server::reload() {
   Changes changes;
   if (result.ok() && !apply(*result.config, error, changes)) result.errors.push_back(error);
   if (!result.errors.empty()) {
+    ++state_.reloads_failed;
+    state_.last_reload_ok = false;
     for (const auto& e : result.errors) log_.error("reload failed", {{"error", e}});
     ::sd_notifyf(0, "READY=1\nSTATUS=reload failed: %s", result.errors.front().c_str());
     return;
   }
+  ++state_.reloads_ok;
+  state_.last_reload_ok = true;
   size_t backends = 0;
   for (const auto& [name, svc] : services_) backends += svc->pool.backends().size();
   log_.info("reload ok", {{"services", std::to_string(services_.size())},
@@ -160,7 +185,7 @@ void Server::reload() {
                           {"services_removed", std::to_string(changes.services_removed)},
                           {"backends_added", std::to_string(changes.backends_added)},
                           {"backends_removed", std::to_string(changes.backends_removed)},
-                          {"generation", std::to_string(generation_)}});
+                          {"generation", std::to_string(state_.generation)}});
   ::sd_notify(0, "READY=1");
   notify_status();
 }
@@ -181,6 +206,7 @@ void Server::on_signal(int signum) {
 
 void Server::begin_drain() {
   draining_ = true;
+  state_.draining = true;
   ::sd_notify(0, "STOPPING=1");
   listeners_.clear();  // stop accepting at once
   probers_.clear();
@@ -213,7 +239,7 @@ void Server::notify_status() {
       if (b->health != HealthState::Down) ++up;
     }
   ::sd_notifyf(0, "STATUS=%zu services, %zu/%zu backends up, config generation %llu",
-               services_.size(), up, total, static_cast<unsigned long long>(generation_));
+               services_.size(), up, total, static_cast<unsigned long long>(state_.generation));
 }
 
 }  // namespace l4lb

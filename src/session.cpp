@@ -2,6 +2,7 @@
 
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <span>
@@ -9,6 +10,7 @@
 #include <fmt/format.h>
 
 #include "l4lb/net.hpp"
+#include "l4lb/proxy_header.hpp"
 #include "l4lb/service.hpp"
 #include "l4lb/splice.hpp"
 #include "l4lb/worker.hpp"
@@ -57,6 +59,7 @@ void Session::connect_next() {
     Lease lease = service_->pool.acquire(ctx, tried_);
     if (!lease) return finish(Ending::NoBackend);
     bool in_progress = false;
+    connect_start_ = ev_time();
     UniqueFd fd = connect_tcp(lease.backend().config.address, in_progress);
     if (!fd) {
       int err = errno;
@@ -79,7 +82,8 @@ bool Session::connect_failed(int error) {
   timer_.stop();
   backend_io_.stop();
   if (local_resource_error(error)) {
-    worker_.log().warn("connect failed", {{"service", service_->config.name},
+    if (worker_.warn_resources_now())
+      worker_.log().warn("connect failed", {{"service", service_->config.name},
                                           {"backend", b.config.address_text},
                                           {"reason", std::strerror(error)}});
     backend_.end();
@@ -107,10 +111,39 @@ bool Session::connect_failed(int error) {
 void Session::established() {
   phase_ = Phase::Established;
   timer_.stop();
-  ++backend_.backend().counters.connections;
+  Backend& b = backend_.backend();
+  ++b.counters.connections;
+  b.connect_time.observe(ev_time() - connect_start_);
   last_active_ = ev_now(worker_.loop());
   if (service_->config.idle_timeout.count() > 0) timer_.start(seconds(service_->config.idle_timeout));
+  if (service_->config.proxy_protocol != ProxyProtocol::Off && !send_proxy_header()) return;
   watch();
+}
+
+// The PROXY header goes first on every backend connection, before any client byte,
+// even if the client never sends one. A fresh socket takes it whole; if not, the
+// rest waits in the upstream pipe and is not counted as payload.
+bool Session::send_proxy_header() {
+  std::string header;
+  if (!build_proxy_header(service_->config.proxy_protocol, peer_, local_address(client_.get()), header)) {
+    finish(Ending::Reset, EAFNOSUPPORT);
+    return false;
+  }
+  ssize_t n = ::send(backend_.fd(), header.data(), header.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+  if (n < 0 && errno != EAGAIN) {
+    finish(Ending::Reset, errno);
+    return false;
+  }
+  size_t sent = n > 0 ? static_cast<size_t>(n) : 0;
+  if (sent == header.size()) return true;
+  if (!(up_.pipe = worker_.pipes().acquire()) ||
+      ::write(up_.pipe.write_end.get(), header.data() + sent, header.size() - sent) !=
+          static_cast<ssize_t>(header.size() - sent)) {
+    finish(Ending::Reset, errno ? errno : ENOBUFS);
+    return false;
+  }
+  up_.queued = up_.uncounted = header.size() - sent;
+  return true;
 }
 
 void Session::on_client_io(int) {
@@ -176,6 +209,9 @@ bool Session::pump(Flow& f, int from, int to, bool upstream) {
     if (step == Step::Failed || step == Step::Blocked) break;
     drained = step == Step::Drained;
   }
+  size_t own = std::min(moved, f.uncounted);  // a PROXY header is not payload
+  f.uncounted -= own;
+  moved -= own;
   if (moved > 0) {
     last_active_ = ev_now(worker_.loop());
     Backend& b = backend_.backend();

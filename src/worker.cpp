@@ -50,6 +50,13 @@ void Worker::close_all() {
   }
 }
 
+bool Worker::warn_resources_now() {
+  double now = ev_now(loop_);
+  if (now - last_resource_warning_ < 1.0) return false;
+  last_resource_warning_ = now;
+  return true;
+}
+
 bool Worker::shed_one(int listen_fd) {
   if (!spare_fd_) return false;
   spare_fd_.reset();

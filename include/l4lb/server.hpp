@@ -9,10 +9,12 @@
 #include <string>
 #include <vector>
 
+#include "l4lb/admin.hpp"
 #include "l4lb/config.hpp"
 #include "l4lb/listener.hpp"
 #include "l4lb/log.hpp"
 #include "l4lb/prober.hpp"
+#include "l4lb/server_state.hpp"
 #include "l4lb/service.hpp"
 #include "l4lb/watch.hpp"
 #include "l4lb/worker.hpp"
@@ -54,7 +56,8 @@ class Server {
   std::map<std::string, std::shared_ptr<Service>> services_;
   std::vector<std::unique_ptr<Listener>> listeners_;
   std::vector<std::unique_ptr<Prober>> probers_;
-  uint64_t generation_ = 0;
+  ServerState state_;                   // what the admin port reads
+  std::unique_ptr<AdminServer> admin_;  // destroyed before the state it reads
   bool draining_ = false;
   SignalWatcher sighup_, sigterm_, sigint_;
   TimerWatcher drain_timer_;

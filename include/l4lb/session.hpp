@@ -42,6 +42,7 @@ class Session {
   struct Flow {
     Pipe pipe;
     size_t queued = 0;  // bytes waiting in the pipe
+    size_t uncounted = 0;  // of those, bytes l4lb wrote itself (a PROXY header): not payload
     bool bulk = false;  // splice, rather than copy
     bool eof = false;   // the source sent FIN
     bool shut = false;  // FIN passed on (shutdown(SHUT_WR) of the destination)
@@ -51,6 +52,7 @@ class Session {
   void connect_next();
   bool connect_failed(int error);  // true if another backend may be tried
   void established();
+  bool send_proxy_header();
   void on_client_io(int revents);
   void on_backend_io(int revents);
   void on_timer();
@@ -73,6 +75,7 @@ class Session {
   Flow down_;                      // backend -> client
   Phase phase_ = Phase::Connecting;
   double last_active_ = 0;         // ev_now() of the last payload byte
+  double connect_start_ = 0;       // ev_time() when the current backend connect began
   // Watchers last: destroyed (stopped) before the fds above are closed.
   IoWatcher client_io_;
   IoWatcher backend_io_;

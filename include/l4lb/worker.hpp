@@ -48,6 +48,10 @@ class Worker {
   // accept queue does not stay readable. Returns true if a client was turned away.
   bool shed_one(int listen_fd);
 
+  // Out-of-fds/memory warnings: true at most once a second, so a flood of clients
+  // that cannot be served gives a few log lines, not one per client.
+  bool warn_resources_now();
+
  private:
   struct ev_loop* loop_;
   Log& log_;
@@ -56,6 +60,7 @@ class Worker {
   Session* head_ = nullptr;  // intrusive list of open sessions
   size_t sessions_ = 0;
   UniqueFd spare_fd_;
+  double last_resource_warning_ = -1e9;
   TimerWatcher trim_timer_;  // gives unused pooled pipes back, once a second
   void on_trim();
 };

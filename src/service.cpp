@@ -2,6 +2,8 @@
 
 #include <ctime>
 
+#include <fmt/format.h>
+
 #include "l4lb/health.hpp"
 
 namespace l4lb {
@@ -33,13 +35,18 @@ void Service::report_health(Backend& b, bool ok, std::string_view reason, Log& l
 
   rec.history.push_back({rec.last_check, before, b.health, std::string(reason)});
   if (rec.history.size() > kHistory) rec.history.pop_front();
-  // pool.refresh();  (wired when the selection work lands)
+  double moved = pool.refresh();
+  // consistent_hash: how much of the lookup table now maps elsewhere.
+  std::string moved_text =
+      config.algorithm == Algorithm::ConsistentHash ? fmt::format("{:.4f}", moved) : "-";
   if (b.health == HealthState::Up)
-    log.info("backend up", {{"service", config.name}, {"backend", b.config.address_text}});
+    log.info("backend up", {{"service", config.name}, {"backend", b.config.address_text},
+                            {"table_moved", moved_text}});
   else
     log.warn("backend down", {{"service", config.name},
                               {"backend", b.config.address_text},
-                              {"reason", std::string(reason)}});
+                              {"reason", std::string(reason)},
+                              {"table_moved", moved_text}});
 }
 
 }  // namespace l4lb

@@ -65,6 +65,7 @@ $(BUILD)/flags: FORCE
 FORCE:
 
 test: all $(BUILD)/unit-tests
+	@scripts/install-deps.sh --test
 	@scripts/run-tests.sh $(BUILD)
 
 demo:

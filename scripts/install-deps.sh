@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
-# Installs the Debian packages l4lb needs to build and test. Idempotent: installs only
-# what is missing. Needs root (or sudo when run by make as another user).
+# Installs the Debian packages l4lb needs to build and run (and with --test, the real
+# peers the integration tests talk to: HAProxy and nginx for the PROXY protocol,
+# systemd-analyze for the unit file). Idempotent: installs only what is missing.
+# Needs root, or sudo.
 set -euo pipefail
 
 pkgs=(g++ make pkg-config python3 curl
       libev-dev libyaml-cpp-dev libfmt-dev doctest-dev libsystemd-dev nlohmann-json3-dev)
+[ "${1:-}" = "--test" ] && pkgs+=(haproxy nginx systemd)
 
 missing=()
 for p in "${pkgs[@]}"; do
@@ -22,4 +25,12 @@ fi
 echo "install-deps: installing ${missing[*]}" >&2
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq || true
+# Installing a server package must not start it (no daemon is wanted on a build machine).
+policy=""
+if [ ! -e /usr/sbin/policy-rc.d ]; then
+  policy=/usr/sbin/policy-rc.d
+  printf '#!/bin/sh\nexit 101\n' | $SUDO tee "$policy" >/dev/null
+  $SUDO chmod +x "$policy"
+  trap '$SUDO rm -f "$policy"' EXIT
+fi
 $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"

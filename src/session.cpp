@@ -146,8 +146,10 @@ bool Session::send_proxy_header() {
   return true;
 }
 
-void Session::on_client_io(int) {
-  pump_both();
+// Only the flows an event concerns are pumped: a readable client feeds upstream, a
+// writable client drains downstream (no read that can only say EAGAIN).
+void Session::on_client_io(int revents) {
+  pump_flows(revents & EV_READ, revents & EV_WRITE);
   reap_if_done();
 }
 
@@ -160,7 +162,7 @@ void Session::on_backend_io(int revents) {
       connect_next();
     }
   } else {
-    pump_both();
+    pump_flows(revents & EV_WRITE, revents & EV_READ);
   }
   reap_if_done();
 }
@@ -179,9 +181,9 @@ void Session::on_timer() {
   reap_if_done();
 }
 
-void Session::pump_both() {
-  if (!pump(up_, client_.get(), backend_.fd(), true)) return;
-  if (!pump(down_, backend_.fd(), client_.get(), false)) return;
+void Session::pump_flows(bool upstream, bool downstream) {
+  if (upstream && !pump(up_, client_.get(), backend_.fd(), true)) return;
+  if (downstream && !pump(down_, backend_.fd(), client_.get(), false)) return;
   if (up_.shut && down_.shut) return finish(Ending::Closed);
   watch();
 }

@@ -56,7 +56,7 @@ class Session {
   void on_client_io(int revents);
   void on_backend_io(int revents);
   void on_timer();
-  void pump_both();
+  void pump_flows(bool upstream, bool downstream);
   bool pump(Flow& flow, int from, int to, bool upstream);
   Step copy_step(Flow& flow, int from, int to, size_t& moved);
   Step splice_step(Flow& flow, int from);

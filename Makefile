@@ -34,7 +34,7 @@ UNIT_OBJ := $(UNIT_SRC:%.cpp=$(BUILD)/obj/%.o)
 TESTD_SRC := $(wildcard test/testd/*.cpp)
 TESTD_OBJ := $(TESTD_SRC:%.cpp=$(BUILD)/obj/%.o)
 
-.PHONY: all test unit integration demo deps clean install check-deps
+.PHONY: all test unit integration demo deps clean install check-deps bench
 all: check-deps $(BUILD)/l4lb $(BUILD)/l4lb-testd
 
 # From a fresh clone the first build installs what is missing (idempotent, fast when done).
@@ -68,6 +68,13 @@ test: all $(BUILD)/unit-tests
 	@scripts/install-deps.sh --test
 	@scripts/run-tests.sh $(BUILD)
 
+# ns per pick for every algorithm at 10/100/1000 backends (exit 1 if any is over 250 ns).
+$(BUILD)/select-bench: $(BUILD)/obj/bench/select_bench.o $(BUILD)/libl4lb.a
+	$(CXX) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+bench: $(BUILD)/select-bench
+	$(BUILD)/select-bench --runs 9
+
 demo:
 	@scripts/demo.sh
 
@@ -81,4 +88,4 @@ install: $(BUILD)/l4lb
 clean:
 	rm -rf build
 
--include $(LIB_OBJ:.o=.d) $(UNIT_OBJ:.o=.d) $(TESTD_OBJ:.o=.d) $(BUILD)/obj/src/main.d
+-include $(LIB_OBJ:.o=.d) $(UNIT_OBJ:.o=.d) $(TESTD_OBJ:.o=.d) $(BUILD)/obj/src/main.d $(BUILD)/obj/bench/select_bench.d

@@ -2,6 +2,7 @@
 
 #include <systemd/sd-daemon.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <csignal>
 #include <cstring>
@@ -118,13 +119,14 @@ bool Server::apply(const Config& cfg, std::string& error, Changes& changes) {
       backends.push_back(std::move(b));
     }
     if (previous) changes.backends_removed += previous->pool.backends().size() - kept;
-    Pool pool(std::move(backends), make_selector(sc.algorithm));
     std::shared_ptr<Service> svc = previous;
-    if (svc) {
+    if (svc) {  // in place: rotation positions and the hash table's history are kept
       svc->config = sc;
-      svc->pool = std::move(pool);
+      double moved = svc->pool.update(std::move(backends), sc.algorithm);
+      if (sc.algorithm == Algorithm::ConsistentHash)
+        changes.table_moved = std::max(changes.table_moved, moved);
     } else {
-      svc = std::make_shared<Service>(sc, std::move(pool));
+      svc = std::make_shared<Service>(sc, Pool(std::move(backends), sc.algorithm));
     }
     services[sc.name] = svc;
   }
@@ -185,6 +187,7 @@ void Server::reload() {
                           {"services_removed", std::to_string(changes.services_removed)},
                           {"backends_added", std::to_string(changes.backends_added)},
                           {"backends_removed", std::to_string(changes.backends_removed)},
+                          {"table_moved", fmt::format("{:.4f}", changes.table_moved)},
                           {"generation", std::to_string(state_.generation)}});
   ::sd_notify(0, "READY=1");
   notify_status();

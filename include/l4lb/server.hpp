@@ -39,6 +39,7 @@ class Server {
   struct Changes {
     size_t services_added = 0, services_removed = 0;
     size_t backends_added = 0, backends_removed = 0;
+    double table_moved = 0;  // consistent_hash: largest fraction of a table that moved
   };
   bool apply(const Config& cfg, std::string& error, Changes& changes);
   void reload();

@@ -184,6 +184,8 @@ void Session::on_timer() {
 void Session::pump_flows(bool upstream, bool downstream) {
   if (upstream && !pump(up_, client_.get(), backend_.fd(), true)) return;
   if (downstream && !pump(down_, backend_.fd(), client_.get(), false)) return;
+  pass_fin(up_, backend_.fd(), down_);
+  pass_fin(down_, client_.get(), up_);
   if (up_.shut && down_.shut) return finish(Ending::Closed);
   watch();
 }
@@ -230,11 +232,16 @@ bool Session::pump(Flow& f, int from, int to, bool upstream) {
     return false;
   }
   if (f.queued == 0 && f.pipe) worker_.pipes().release(std::move(f.pipe));
-  if (f.eof && f.queued == 0 && !f.shut) {
-    ::shutdown(to, SHUT_WR);
-    f.shut = true;
-  }
   return true;
+}
+
+// A FIN read from one side goes on to the other once the bytes before it did, as a
+// half-close; the last one of the pair goes with close() instead (both sockets are
+// read to EOF by then, so close sends a FIN, not a reset).
+void Session::pass_fin(Flow& f, int to, const Flow& other) {
+  if (!f.eof || f.queued > 0 || f.shut) return;
+  if (!other.shut) ::shutdown(to, SHUT_WR);
+  f.shut = true;
 }
 
 // read + send through the worker's scratch buffer; what TO does not take is parked

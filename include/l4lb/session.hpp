@@ -58,6 +58,7 @@ class Session {
   void on_timer();
   void pump_flows(bool upstream, bool downstream);
   bool pump(Flow& flow, int from, int to, bool upstream);
+  void pass_fin(Flow& flow, int to, const Flow& other);
   Step copy_step(Flow& flow, int from, int to, size_t& moved);
   Step splice_step(Flow& flow, int from);
   int error_ = 0;  // errno of the failure that ends the session with a reset

@@ -32,8 +32,9 @@ void Listener::on_readable(int) {
       if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM) {
         // Out of fds or memory: turn one client away with the spare fd, then pause.
         if (worker_.shed_one(fd_.get())) {
-          ++service_->counters.accepted;
-          ++service_->counters.refused;
+          ServiceSlot& counts = service_->stats(worker_.index());
+          counts.accepted.add(1);
+          counts.refused.add(1);
         }
         if (worker_.warn_resources_now())
           worker_.log().warn("accept paused", {{"service", service_->config.name},
@@ -44,11 +45,12 @@ void Listener::on_readable(int) {
       return;
     }
     Service& svc = *service_;
-    ++svc.counters.accepted;
+    ServiceSlot& counts = svc.stats(worker_.index());
+    counts.accepted.add(1);
     bool full = worker_.session_count() >= worker_.max_sessions ||
-                (svc.config.max_connections != 0 && svc.counters.active >= svc.config.max_connections);
+                (svc.config.max_connections != 0 && svc.active() >= svc.config.max_connections);
     if (full || !svc.pool.any_available()) {
-      ++svc.counters.refused;
+      counts.refused.add(1);
       continue;  // the client socket closes here
     }
     worker_.start_session(service_, std::move(client), peer);

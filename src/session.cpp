@@ -29,7 +29,7 @@ bool local_resource_error(int err) {
 Session::Session(Worker& worker, std::shared_ptr<Service> service, UniqueFd client,
                  const Address& peer)
     : worker_(worker), service_(std::move(service)), peer_(peer), client_(std::move(client)) {
-  ++service_->counters.active;
+  service_->stats(worker_.index()).opened.add(1);
   set_proxy_options(client_.get());
   client_io_.bind<&Session::on_client_io>(worker_.loop(), this, client_.get());
   timer_.bind<&Session::on_timer>(worker_.loop(), this);
@@ -42,7 +42,7 @@ Session::~Session() {
   // A pipe still holding bytes is closed, never lent again.
   for (Flow* f : {&up_, &down_})
     if (f->pipe && f->queued == 0) worker_.pipes().release(std::move(f->pipe));
-  --service_->counters.active;
+  service_->stats(worker_.index()).closed.add(1);
   // client_ and backend_ (the Lease: socket close, then live count -1) close here.
 }
 
@@ -90,7 +90,7 @@ bool Session::connect_failed(int error) {
     finish(Ending::NoBackend);
     return false;
   }
-  ++b.counters.failures;
+  b.stats(worker_.index()).failures.add(1);
   std::string reason = fmt::format("connect: {}", std::strerror(error));
   if (worker_.log().enabled(LogLevel::Debug))
     worker_.log().debug("connect failed", {{"service", service_->config.name},
@@ -112,8 +112,9 @@ void Session::established() {
   phase_ = Phase::Established;
   timer_.stop();
   Backend& b = backend_.backend();
-  ++b.counters.connections;
-  b.connect_time.observe(ev_time() - connect_start_);
+  BackendSlot& counts = b.stats(worker_.index());
+  counts.connections.add(1);
+  counts.observe_connect(ev_time() - connect_start_);
   last_active_ = ev_now(worker_.loop());
   if (service_->config.idle_timeout.count() > 0) timer_.start(seconds(service_->config.idle_timeout));
   if (service_->config.proxy_protocol != ProxyProtocol::Off && !send_proxy_header()) return;
@@ -220,11 +221,11 @@ bool Session::pump(Flow& f, int from, int to, bool upstream) {
     last_active_ = ev_now(worker_.loop());
     Backend& b = backend_.backend();
     if (upstream) {
-      service_->counters.bytes_in += moved;
-      b.counters.bytes_in += moved;
+      service_->stats(worker_.index()).bytes_in.add(moved);
+      b.stats(worker_.index()).bytes_in.add(moved);
     } else {
-      service_->counters.bytes_out += moved;
-      b.counters.bytes_out += moved;
+      service_->stats(worker_.index()).bytes_out.add(moved);
+      b.stats(worker_.index()).bytes_out.add(moved);
     }
   }
   if (step == Step::Failed) {
@@ -327,7 +328,7 @@ void Session::finish(Ending ending, int error) {
   client_io_.stop();
   backend_io_.stop();
   timer_.stop();
-  if (ending == Ending::NoBackend) ++service_->counters.refused;
+  if (ending == Ending::NoBackend) service_->stats(worker_.index()).refused.add(1);
   if (ending == Ending::Reset || ending == Ending::Aborted) {
     // A reset on one side resets the other.
     set_reset_on_close(client_.get());

@@ -67,6 +67,7 @@ namespace {
 
 ojson backend_json(const Backend& b, const ServiceConfig& sc) {
   const HealthRecord& hr = b.health_record;
+  const BackendCounters c = b.totals();
   ojson history = ojson::array();
   for (const auto& t : hr.history)
     history.push_back(ojson{{"at", rfc3339(t.at)}, {"state", to_string(t.to)}, {"reason", t.reason}});
@@ -76,10 +77,10 @@ ojson backend_json(const Backend& b, const ServiceConfig& sc) {
       {"weight", b.config.weight},
       {"backup", b.config.backup},
       {"active_connections", b.live()},
-      {"total_connections", b.counters.connections},
-      {"failed_connections", b.counters.failures},
-      {"bytes_in", b.counters.bytes_in},
-      {"bytes_out", b.counters.bytes_out},
+      {"total_connections", c.connections},
+      {"failed_connections", c.failures},
+      {"bytes_in", c.bytes_in},
+      {"bytes_out", c.bytes_out},
       {"last_check", hr.last_check > 0 ? ojson(rfc3339(hr.last_check)) : ojson(nullptr)},
       {"last_check_error", hr.last_error.empty() ? ojson(nullptr) : ojson(hr.last_error)},
       // extras
@@ -95,7 +96,7 @@ ojson stats_json(const ServerState& state, double now) {
   ojson services = ojson::array();
   for (const auto& svc : state.services) {
     const ServiceConfig& sc = svc->config;
-    const ServiceCounters& c = svc->counters;
+    const ServiceCounters c = svc->totals();
     ojson backends = ojson::array();
     for (const auto& b : svc->pool.backends()) backends.push_back(backend_json(*b, sc));
     services.push_back(ojson{
@@ -232,21 +233,22 @@ std::string metrics_text(const ServerState& state, const ProcessInfo& process) {
 
   w.family("l4lb_service_connections_active", Type::Gauge,
            "Clients accepted and not yet closed.");
-  for (const auto& s : services) w.sample({{"service", s->config.name}}, s->counters.active);
+  for (const auto& s : services) w.sample({{"service", s->config.name}}, s->active());
 
   w.family("l4lb_service_connections_total", Type::Counter,
            "Clients accepted, refused ones included.");
-  for (const auto& s : services) w.sample({{"service", s->config.name}}, s->counters.accepted);
+  for (const auto& s : services) w.sample({{"service", s->config.name}}, s->totals().accepted);
 
   w.family("l4lb_service_connections_refused_total", Type::Counter,
            "Clients closed at once without a backend (none available, or a limit reached).");
-  for (const auto& s : services) w.sample({{"service", s->config.name}}, s->counters.refused);
+  for (const auto& s : services) w.sample({{"service", s->config.name}}, s->totals().refused);
 
   w.family("l4lb_service_bytes_total", Type::Counter,
            "Payload bytes: in = from clients to backends, out = from backends to clients.");
   for (const auto& s : services) {
-    w.sample({{"service", s->config.name}, {"direction", "in"}}, s->counters.bytes_in);
-    w.sample({{"service", s->config.name}, {"direction", "out"}}, s->counters.bytes_out);
+    const ServiceCounters c = s->totals();
+    w.sample({{"service", s->config.name}, {"direction", "in"}}, c.bytes_in);
+    w.sample({{"service", s->config.name}, {"direction", "out"}}, c.bytes_out);
   }
 
   w.family("l4lb_service_available", Type::Gauge,
@@ -276,23 +278,24 @@ std::string metrics_text(const ServerState& state, const ProcessInfo& process) {
   w.family("l4lb_backend_connections_total", Type::Counter, "Connections established.");
   each_backend([&](const Service& s, const Backend& b) {
     w.sample({{"service", s.config.name}, {"backend", b.config.address_text}},
-             b.counters.connections);
+             b.totals().connections);
   });
 
   w.family("l4lb_backend_connect_failures_total", Type::Counter,
            "Connect attempts that failed (refused, timed out, ...).");
   each_backend([&](const Service& s, const Backend& b) {
     w.sample({{"service", s.config.name}, {"backend", b.config.address_text}},
-             b.counters.failures);
+             b.totals().failures);
   });
 
   w.family("l4lb_backend_bytes_total", Type::Counter,
            "Payload bytes: in = from clients to the backend, out = from the backend to clients.");
   each_backend([&](const Service& s, const Backend& b) {
+    const BackendCounters c = b.totals();
     w.sample({{"service", s.config.name}, {"backend", b.config.address_text}, {"direction", "in"}},
-             b.counters.bytes_in);
+             c.bytes_in);
     w.sample({{"service", s.config.name}, {"backend", b.config.address_text}, {"direction", "out"}},
-             b.counters.bytes_out);
+             c.bytes_out);
   });
 
   w.family("l4lb_health_checks_total", Type::Counter,
@@ -307,8 +310,9 @@ std::string metrics_text(const ServerState& state, const ProcessInfo& process) {
   w.family("l4lb_backend_connect_duration_seconds", Type::Histogram,
            "Time from connect() to an established backend connection.");
   each_backend([&](const Service& s, const Backend& b) {
+    const ConnectHistogram h = b.connect_times();
     w.histogram({{"service", s.config.name}, {"backend", b.config.address_text}},
-                ConnectHistogram::kBounds, b.connect_time.counts, b.connect_time.sum);
+                ConnectHistogram::kBounds, h.counts, h.sum);
   });
 
   w.family("process_open_fds", Type::Gauge, "Number of open file descriptors.");

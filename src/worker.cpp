@@ -12,7 +12,8 @@ namespace {
 UniqueFd open_spare() { return UniqueFd(::open("/dev/null", O_RDONLY | O_CLOEXEC)); }
 }  // namespace
 
-Worker::Worker(struct ev_loop* loop, Log& log) : loop_(loop), log_(log), spare_fd_(open_spare()) {
+Worker::Worker(struct ev_loop* loop, Log& log, size_t index)
+    : loop_(loop), log_(log), index_(index), spare_fd_(open_spare()) {
   trim_timer_.bind<&Worker::on_trim>(loop_, this);
   trim_timer_.start(1.0);
 }

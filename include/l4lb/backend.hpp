@@ -8,6 +8,7 @@
 #include <memory>
 
 #include "l4lb/config.hpp"
+#include "l4lb/counters.hpp"
 
 namespace l4lb {
 
@@ -36,12 +37,21 @@ struct ConnectHistogram {
   uint64_t counts[kBuckets + 1] = {};  // per bucket (not cumulative); last = +Inf
   uint64_t count = 0;
   double sum = 0;
-  void observe(double seconds) {
+};
+
+// What one worker counts for one backend.
+struct alignas(64) BackendSlot {
+  Counter connections;  // established
+  Counter failures;     // connect attempts that failed (refused, timed out, ...)
+  Counter bytes_in;     // client -> backend
+  Counter bytes_out;    // backend -> client
+  Counter connect_buckets[ConnectHistogram::kBuckets + 1];
+  Counter connect_nanos;
+  void observe_connect(double seconds) {
     size_t i = 0;
-    while (i < kBuckets && seconds > kBounds[i]) ++i;
-    ++counts[i];
-    ++count;
-    sum += seconds;
+    while (i < ConnectHistogram::kBuckets && seconds > ConnectHistogram::kBounds[i]) ++i;
+    connect_buckets[i].add(1);
+    connect_nanos.add(static_cast<uint64_t>(seconds * 1e9));
   }
 };
 
@@ -58,25 +68,42 @@ class LoadObserver {
   ~LoadObserver() = default;
 };
 
+// The sum of every worker's BackendSlot.
 struct BackendCounters {
-  uint64_t connections = 0;   // established
-  uint64_t failures = 0;      // connect attempts that failed (refused, timed out, ...)
-  uint64_t bytes_in = 0;      // client -> backend
-  uint64_t bytes_out = 0;     // backend -> client
+  uint64_t connections = 0;
+  uint64_t failures = 0;
+  uint64_t bytes_in = 0;
+  uint64_t bytes_out = 0;
 };
 
 class Backend : public std::enable_shared_from_this<Backend> {
  public:
-  explicit Backend(BackendConfig cfg) : config(std::move(cfg)) {}
+  explicit Backend(BackendConfig cfg, size_t workers = 1)
+      : config(std::move(cfg)), slots_(workers) {}
   Backend(const Backend&) = delete;
   Backend& operator=(const Backend&) = delete;
 
   BackendConfig config;  // weight, max_connections, backup, drain: replaced by a reload
-  HealthState health = HealthState::Unknown;
+  std::atomic<HealthState> health{HealthState::Unknown};  // set by the main thread, read by workers
   int health_streak = 0;  // consecutive check results of one kind: +successes / -failures
-  BackendCounters counters;
   HealthRecord health_record;
-  ConnectHistogram connect_time;
+
+  // Data-path counts: each worker writes its own slot.
+  BackendSlot& stats(size_t worker) { return slots_[worker]; }
+  BackendCounters totals() const {
+    return {slots_.sum(&BackendSlot::connections), slots_.sum(&BackendSlot::failures),
+            slots_.sum(&BackendSlot::bytes_in), slots_.sum(&BackendSlot::bytes_out)};
+  }
+  ConnectHistogram connect_times() const {
+    ConnectHistogram h;
+    for (size_t w = 0; w < slots_.size(); ++w) {
+      const BackendSlot& s = slots_.at(w);
+      for (size_t i = 0; i <= ConnectHistogram::kBuckets; ++i) h.counts[i] += s.connect_buckets[i].get();
+      h.sum += static_cast<double>(s.connect_nanos.get()) / 1e9;
+    }
+    for (uint64_t c : h.counts) h.count += c;
+    return h;
+  }
 
   uint32_t live() const { return live_.load(std::memory_order_relaxed); }
   // Up (or not yet checked), not draining, below max_connections.
@@ -88,6 +115,7 @@ class Backend : public std::enable_shared_from_this<Backend> {
  private:
   friend class Lease;
   std::atomic<uint32_t> live_{0};  // shared by all workers
+  PerWorker<BackendSlot> slots_;
 
  public:
   // Set by the pool's load-ordered algorithm while this backend is one of its members;

@@ -20,7 +20,9 @@ struct Address;
 
 class Worker {
  public:
-  Worker(struct ev_loop* loop, Log& log);
+  // INDEX: this worker's slot in every per-worker counter (0..workers-1).
+  Worker(struct ev_loop* loop, Log& log, size_t index = 0);
+  size_t index() const { return index_; }
   Worker(const Worker&) = delete;
   Worker& operator=(const Worker&) = delete;
   ~Worker();
@@ -55,6 +57,7 @@ class Worker {
  private:
   struct ev_loop* loop_;
   Log& log_;
+  size_t index_;
   PipePool pipes_;
   std::unique_ptr<char[]> scratch_ = std::make_unique<char[]>(kScratchSize);
   Session* head_ = nullptr;  // intrusive list of open sessions

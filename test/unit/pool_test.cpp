@@ -200,3 +200,32 @@ TEST_CASE("the pipe pool lends, takes back empty pipes, and trims unused ones") 
   for (int i = 0; i < 6; ++i) pipes.release(pipes.acquire());
   CHECK(pipes.idle() <= 4);
 }
+
+#include "l4lb/service.hpp"
+
+TEST_CASE("per-worker counters are summed for readers") {
+  BackendConfig bc;
+  std::string err;
+  REQUIRE(parse_address("127.0.0.1:1", bc.address, err));
+  Backend b(bc, 3);
+  b.stats(0).bytes_in.add(10);
+  b.stats(2).bytes_in.add(5);
+  b.stats(1).connections.add(2);
+  b.stats(1).observe_connect(0.002);
+  b.stats(2).observe_connect(9);
+  BackendCounters t = b.totals();
+  CHECK(t.bytes_in == 15);
+  CHECK(t.connections == 2);
+  ConnectHistogram h = b.connect_times();
+  CHECK(h.count == 2);
+  CHECK(h.counts[ConnectHistogram::kBuckets] == 1);  // 9 s: +Inf
+  CHECK(h.sum == doctest::Approx(9.002));
+
+  ServiceConfig sc;
+  Service svc(sc, Pool({}, Algorithm::RoundRobin), 2);
+  svc.stats(0).opened.add(3);
+  svc.stats(1).opened.add(2);
+  svc.stats(1).closed.add(1);
+  CHECK(svc.active() == 4);
+  CHECK(svc.totals().active == 4);
+}

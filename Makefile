@@ -1,5 +1,6 @@
 # l4lb — plain `make` builds build/l4lb; `make test` builds and runs every test.
 #   make test SANITIZE=1   same under AddressSanitizer + UBSan (objects in build/san)
+#   make test SANITIZE=thread   under ThreadSanitizer (build/tsan), for workers > 1
 #   make demo              installs what is missing, builds, starts the demo
 #   make deps              installs the Debian packages (scripts/install-deps.sh)
 
@@ -15,6 +16,10 @@ VERSION  := 0.1.0
 ifeq ($(SANITIZE),1)
 BUILD    := build/san
 SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+OPT      := -O1 -g
+else ifeq ($(SANITIZE),thread)
+BUILD    := build/tsan
+SANFLAGS := -fsanitize=thread
 OPT      := -O1 -g
 else
 BUILD    := build

@@ -21,13 +21,20 @@ Listener::Listener(Worker& worker, std::shared_ptr<Service> service, UniqueFd fd
   io_.set(EV_READ);
 }
 
-void Listener::on_readable(int) {
-  for (int i = 0; i < kAcceptBatch; ++i) {
+void Listener::on_readable(int) { accept_batch(kAcceptBatch); }
+
+void Listener::accept_pending() {
+  while (accept_batch(kAcceptBatch)) {
+  }
+}
+
+bool Listener::accept_batch(int max) {
+  for (int i = 0; i < max; ++i) {
     Address peer;
     UniqueFd client = accept_tcp(fd_.get(), peer);
     if (!client) {
       int err = errno;
-      if (err == EAGAIN || err == EWOULDBLOCK) return;
+      if (err == EAGAIN || err == EWOULDBLOCK) return false;
       if (err == EINTR || err == ECONNABORTED || err == EPROTO || err == EPERM) continue;
       if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM) {
         // Out of fds or memory: turn one client away with the spare fd, then pause.
@@ -42,12 +49,12 @@ void Listener::on_readable(int) {
         io_.stop();
         pause_.start(kEmfilePause);
       }
-      return;
+      return false;
     }
     Service& svc = *service_;
     ServiceSlot& counts = svc.stats(worker_.index());
     counts.accepted.add(1);
-    bool full = worker_.session_count() >= worker_.max_sessions ||
+    bool full = worker_.at_capacity() ||
                 (svc.config.max_connections != 0 && svc.active() >= svc.config.max_connections);
     if (full || !svc.pool.any_available()) {
       counts.refused.add(1);
@@ -55,6 +62,7 @@ void Listener::on_readable(int) {
     }
     worker_.start_session(service_, std::move(client), peer);
   }
+  return true;
 }
 
 void Listener::on_resume() { io_.set(EV_READ); }

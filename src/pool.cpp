@@ -30,6 +30,7 @@ Pool& Pool::operator=(Pool&& other) noexcept {
     moved_ = other.moved_;
     hint_ = other.hint_;
     other.hint_ = nullptr;
+    mu_ = std::move(other.mu_);
   }
   return *this;
 }
@@ -39,6 +40,8 @@ Pool::~Pool() = default;  // selectors_ go before backends_ (declaration order)
 void Pool::make_selectors(std::unique_ptr<Selector> regular) {
   regular_ = std::move(regular);
   backup_ = make_selector(algorithm_);
+  regular_->set_lock(mu_.get());
+  backup_->set_lock(mu_.get());
 }
 
 double Pool::rebuild(bool fresh) {
@@ -68,7 +71,10 @@ double Pool::rebuild(bool fresh) {
   return moved;
 }
 
-double Pool::refresh() { return rebuild(false); }
+double Pool::refresh() {
+  std::lock_guard<std::mutex> lock(*mu_);
+  return rebuild(false);
+}
 
 double Pool::set_health(Backend& b, HealthState state) {
   bool was_down = b.health == HealthState::Down;
@@ -77,6 +83,7 @@ double Pool::set_health(Backend& b, HealthState state) {
 }
 
 double Pool::update(std::vector<std::shared_ptr<Backend>> backends, Algorithm algorithm) {
+  std::lock_guard<std::mutex> lock(*mu_);
   // The old backends stay alive until the selectors have let go of them.
   std::vector<std::shared_ptr<Backend>> old = std::move(backends_);
   backends_ = std::move(backends);
@@ -93,15 +100,20 @@ double Pool::update(std::vector<std::shared_ptr<Backend>> backends, Algorithm al
 
 Lease Pool::acquire(const PickContext& ctx, std::span<Backend* const> avoid) {
   PickFilter filter(avoid);
-  // Backups only when no regular backend can take it (tried ones count as unavailable).
-  Backend* b = regular_->pick(ctx, filter);
-  if (!b) b = backup_->pick(ctx, filter);
-  if (!b) return {};
-  hint_ = b;
-  return Lease(b->shared_from_this());
+  Backend* b;
+  {
+    std::lock_guard<std::mutex> lock(*mu_);
+    // Backups only when no regular backend can take it (tried ones count as unavailable).
+    b = regular_->pick(ctx, filter);
+    if (!b) b = backup_->pick(ctx, filter);
+    if (!b) return {};
+    hint_ = b;
+  }
+  return Lease(b->shared_from_this());  // the +1 is reported outside the lock
 }
 
 bool Pool::any_available() const {
+  std::lock_guard<std::mutex> lock(*mu_);
   if (hint_ && hint_->available()) return true;
   for (const auto& b : backends_) {
     if (b->available()) {

@@ -6,7 +6,10 @@
 #include <cerrno>
 #include <csignal>
 #include <cstring>
+#include <condition_variable>
 #include <ctime>
+#include <mutex>
+#include <pthread.h>
 
 #include <fmt/format.h>
 
@@ -30,28 +33,105 @@ std::shared_ptr<Backend> find_backend(const Service* svc, const Address& addr) {
 }
 }  // namespace
 
+class Server::WorldStop {
+ public:
+  explicit WorldStop(Server& s) : server_(s) {
+    if (!s.threads_running_) return;
+    size_t others = s.workers_.size() - 1;
+    for (size_t i = 1; i < s.workers_.size(); ++i) s.workers_[i].worker->post([this] { park(); });
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait(lock, [&] { return parked_ == others; });
+  }
+  ~WorldStop() {
+    if (!server_.threads_running_) return;
+    std::unique_lock<std::mutex> lock(mu_);
+    released_ = true;
+    cv_.notify_all();
+    cv_.wait(lock, [&] { return parked_ == 0; });  // nobody still uses this object
+  }
+  WorldStop(const WorldStop&) = delete;
+  WorldStop& operator=(const WorldStop&) = delete;
+
+ private:
+  void park() {  // on a worker thread
+    std::unique_lock<std::mutex> lock(mu_);
+    ++parked_;
+    cv_.notify_all();
+    cv_.wait(lock, [&] { return released_; });
+    --parked_;
+    cv_.notify_all();
+  }
+  Server& server_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  size_t parked_ = 0;
+  bool released_ = false;
+};
+
 Server::Server(struct ev_loop* loop, Log& log, std::string config_path)
-    : loop_(loop), log_(log), config_path_(std::move(config_path)), worker_(loop, log) {
+    : loop_(loop), log_(log), config_path_(std::move(config_path)) {
   sighup_.start<&Server::on_signal>(loop_, this, SIGHUP);
   sigterm_.start<&Server::on_signal>(loop_, this, SIGTERM);
   sigint_.start<&Server::on_signal>(loop_, this, SIGINT);
   drain_timer_.bind<&Server::on_drain_timeout>(loop_, this);
 }
 
-Server::~Server() = default;
+Server::~Server() {
+  stop_threads();
+  admin_.reset();
+  probers_.clear();
+  for (auto& w : workers_) w.worker.reset();  // listeners, then sessions, close here
+  for (size_t i = 1; i < workers_.size(); ++i) ev_loop_destroy(workers_[i].loop);
+}
 
 bool Server::start(const Config& cfg, std::string& error) {
   state_.start_time = unix_now();
+  size_t n = static_cast<size_t>(std::max(1, cfg.global.workers));
+  for (size_t i = 0; i < n; ++i) {
+    WorkerThread w;
+    w.loop = i == 0 ? loop_ : ev_loop_new(EVFLAG_AUTO);
+    if (!w.loop) {
+      error = "cannot create an event loop for a worker";
+      return false;
+    }
+    w.worker = std::make_unique<Worker>(w.loop, log_, i);
+    w.worker->open_sessions = &open_sessions_;
+    w.worker->main = workers_.empty() ? w.worker.get() : workers_[0].worker.get();
+    workers_.push_back(std::move(w));
+  }
   Changes changes;
   if (!apply(cfg, error, changes)) return false;
-  if (cfg.global.workers > 1)
-    log_.warn("workers > 1 is not implemented yet: running one event loop",
-              {{"workers", std::to_string(cfg.global.workers)}});
+  start_threads();
   log_.info("ready", {{"services", std::to_string(services_.size())},
+                      {"workers", std::to_string(workers_.size())},
                       {"pid", std::to_string(::getpid())}});
   ::sd_notify(0, "READY=1");
   notify_status();
   return true;
+}
+
+void Server::start_threads() {
+  // Signals are the main thread's: worker threads start with them blocked.
+  sigset_t block, old;
+  sigemptyset(&block);
+  for (int sig : {SIGHUP, SIGTERM, SIGINT}) sigaddset(&block, sig);
+  ::pthread_sigmask(SIG_BLOCK, &block, &old);
+  for (size_t i = 1; i < workers_.size(); ++i) {
+    struct ev_loop* loop = workers_[i].loop;
+    workers_[i].thread = std::thread([loop] { ev_run(loop, 0); });
+  }
+  ::pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  threads_running_ = workers_.size() > 1;
+}
+
+void Server::stop_threads() {
+  if (!threads_running_) return;
+  for (size_t i = 1; i < workers_.size(); ++i) {
+    struct ev_loop* loop = workers_[i].loop;
+    workers_[i].worker->post([loop] { ev_break(loop, EVBREAK_ALL); });
+  }
+  for (size_t i = 1; i < workers_.size(); ++i) workers_[i].thread.join();
+  threads_running_ = false;
 }
 
 int Server::run() {
@@ -64,19 +144,28 @@ int Server::run() {
 // leaves the running state untouched. A backend whose (service, address) stays
 // keeps its object: health, live count and counters.
 bool Server::apply(const Config& cfg, std::string& error, Changes& changes) {
-  // 1. Sockets: reuse or bind, touching nothing yet.
-  std::vector<UniqueFd> new_fds(cfg.services.size());
-  std::vector<Listener*> reused(cfg.services.size(), nullptr);
+  // 1. Sockets, one per (service, worker): reuse or bind, touching nothing yet.
+  const size_t nw = workers_.size();
+  if (config_.global.workers != 0 && cfg.global.workers != config_.global.workers &&
+      static_cast<size_t>(cfg.global.workers) != nw)
+    log_.warn("workers changes at restart, not on reload",
+              {{"running", std::to_string(nw)}, {"configured", std::to_string(cfg.global.workers)}});
+  std::vector<std::vector<UniqueFd>> new_fds(cfg.services.size());
+  std::vector<std::vector<Listener*>> reused(cfg.services.size());
   for (size_t i = 0; i < cfg.services.size(); ++i) {
     const ServiceConfig& sc = cfg.services[i];
-    for (const auto& l : listeners_)
-      if (l->service()->config.listen == sc.listen) reused[i] = l.get();
-    if (reused[i]) continue;
-    new_fds[i] = listen_tcp(sc.listen);
-    if (!new_fds[i]) {
-      error = fmt::format("service {}: cannot listen on {}: {}", sc.name, sc.listen_text,
-                          std::strerror(errno));
-      return false;
+    new_fds[i].resize(nw);
+    reused[i].assign(nw, nullptr);
+    for (size_t w = 0; w < nw; ++w) {
+      for (const auto& l : workers_[w].worker->listeners)
+        if (l->service()->config.listen == sc.listen) reused[i][w] = l.get();
+      if (reused[i][w]) continue;
+      new_fds[i][w] = listen_tcp(sc.listen, nw > 1);
+      if (!new_fds[i][w]) {
+        error = fmt::format("service {}: cannot listen on {}: {}", sc.name, sc.listen_text,
+                            std::strerror(errno));
+        return false;
+      }
     }
   }
 
@@ -93,9 +182,9 @@ bool Server::apply(const Config& cfg, std::string& error, Changes& changes) {
     }
   }
 
-  // 2. Swap.
+  // 2. Swap, with the worker threads stopped.
+  WorldStop world(*this);
   std::map<std::string, std::shared_ptr<Service>> services;
-  std::vector<std::unique_ptr<Listener>> listeners;
   for (size_t i = 0; i < cfg.services.size(); ++i) {
     const ServiceConfig& sc = cfg.services[i];
     auto old = services_.find(sc.name);
@@ -109,7 +198,7 @@ bool Server::apply(const Config& cfg, std::string& error, Changes& changes) {
         b->config = bc;
         ++kept;
       } else {
-        b = std::make_shared<Backend>(bc);
+        b = std::make_shared<Backend>(bc, nw);
         ++changes.backends_added;
       }
       if (sc.health_check.type == HealthType::None) {  // no checks: always up
@@ -126,26 +215,31 @@ bool Server::apply(const Config& cfg, std::string& error, Changes& changes) {
       if (sc.algorithm == Algorithm::ConsistentHash)
         changes.table_moved = std::max(changes.table_moved, moved);
     } else {
-      svc = std::make_shared<Service>(sc, Pool(std::move(backends), sc.algorithm));
+      svc = std::make_shared<Service>(sc, Pool(std::move(backends), sc.algorithm), nw);
     }
     services[sc.name] = svc;
   }
-  for (size_t i = 0; i < cfg.services.size(); ++i) {
-    const std::shared_ptr<Service>& svc = services[cfg.services[i].name];
-    if (reused[i]) {
-      for (auto& l : listeners_)
-        if (l.get() == reused[i]) listeners.push_back(std::move(l));
-      listeners.back()->set_service(svc);
-    } else {
-      listeners.push_back(std::make_unique<Listener>(worker_, svc, std::move(new_fds[i])));
+  for (size_t w = 0; w < nw; ++w) {
+    Worker& worker = *workers_[w].worker;
+    std::vector<std::unique_ptr<Listener>> listeners;
+    for (size_t i = 0; i < cfg.services.size(); ++i) {
+      const std::shared_ptr<Service>& svc = services[cfg.services[i].name];
+      if (reused[i][w]) {
+        for (auto& l : worker.listeners)
+          if (l.get() == reused[i][w]) listeners.push_back(std::move(l));
+        listeners.back()->set_service(svc);
+      } else {
+        listeners.push_back(std::make_unique<Listener>(worker, svc, std::move(new_fds[i][w])));
+      }
     }
+    worker.listeners = std::move(listeners);  // listeners not carried over close here
+    worker.max_sessions = cfg.global.max_connections;
   }
   for (const auto& [name, svc] : services_) {
     if (services.count(name)) continue;
     ++changes.services_removed;
     changes.backends_removed += svc->pool.backends().size();
   }
-  listeners_ = std::move(listeners);  // listeners not carried over close here
   services_ = std::move(services);    // removed services live on in their sessions
   probers_.clear();                   // checks in flight are dropped; state stays in Backend
   for (const ServiceConfig& sc : cfg.services)
@@ -155,7 +249,6 @@ bool Server::apply(const Config& cfg, std::string& error, Changes& changes) {
   else if (!admin_same)
     admin_ = std::make_unique<AdminServer>(loop_, log_, std::move(admin_fd), state_);
   config_ = cfg;
-  worker_.max_sessions = cfg.global.max_connections;
   log_.set_level(cfg.global.log_level);
   ++state_.generation;
   state_.services.clear();
@@ -199,38 +292,56 @@ void Server::on_signal(int signum) {
     return;
   }
   if (draining_) {  // a second SIGTERM/SIGINT: close everything now
-    log_.warn("drain cut short", {{"connections", std::to_string(worker_.session_count())}});
-    worker_.on_empty = nullptr;
-    worker_.close_all();
+    log_.warn("drain cut short", {{"connections", std::to_string(open_sessions())}});
+    close_all_sessions();
     return stop();
   }
   begin_drain();
+}
+
+void Server::close_all_sessions() {
+  WorldStop world(*this);
+  for (auto& w : workers_) {
+    w.worker->on_empty = nullptr;
+    w.worker->close_all();
+  }
+}
+
+void Server::check_drained() {
+  if (draining_ && open_sessions() == 0) stop();
 }
 
 void Server::begin_drain() {
   draining_ = true;
   state_.draining = true;
   ::sd_notify(0, "STOPPING=1");
-  listeners_.clear();  // stop accepting at once
+  {
+    WorldStop world(*this);
+    for (auto& w : workers_) {  // stop accepting at once; clients already queued are served
+      for (auto& l : w.worker->listeners) l->accept_pending();
+      w.worker->listeners.clear();
+      Worker* worker = w.worker.get();
+      worker->on_empty = [this, worker] { worker->on_main([this] { check_drained(); }); };
+    }
+  }
   probers_.clear();
-  log_.info("drain start", {{"connections", std::to_string(worker_.session_count())},
+  log_.info("drain start", {{"connections", std::to_string(open_sessions())},
                             {"timeout", format_duration(config_.global.drain_timeout)}});
-  if (worker_.session_count() == 0) return stop();
-  worker_.on_empty = [this] { stop(); };
+  if (open_sessions() == 0) return stop();
   drain_timer_.start(static_cast<double>(config_.global.drain_timeout.count()) / 1000.0);
 }
 
 void Server::on_drain_timeout() {
-  log_.warn("drain timeout", {{"connections", std::to_string(worker_.session_count())}});
-  worker_.on_empty = nullptr;
-  worker_.close_all();
+  log_.warn("drain timeout", {{"connections", std::to_string(open_sessions())}});
+  close_all_sessions();
   stop();
 }
 
 void Server::stop() {
-  worker_.on_empty = nullptr;
+  if (stopped_) return;
+  stopped_ = true;
   drain_timer_.stop();
-  log_.info("drain end", {{"connections", std::to_string(worker_.session_count())}});
+  log_.info("drain end", {{"connections", std::to_string(open_sessions())}});
   ev_break(loop_, EVBREAK_ALL);
 }
 

@@ -97,8 +97,13 @@ bool Session::connect_failed(int error) {
                                            {"backend", b.config.address_text},
                                            {"reason", reason}});
   // Passive health: where active checks are on, a failed real connect counts as a failed check.
-  if (service_->config.health_check.type != HealthType::None)
-    service_->report_health(b, false, reason, worker_.log());
+  // Health lives on the main thread.
+  if (service_->config.health_check.type != HealthType::None) {
+    Log& log = worker_.log();
+    worker_.on_main([svc = service_, backend = b.shared_from_this(), reason, &log] {
+      svc->report_health(*backend, false, reason, log);
+    });
+  }
   tried_.push_back(&b);
   backend_.end();
   if (tried_.size() > static_cast<size_t>(service_->config.retries)) {

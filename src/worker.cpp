@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 
+#include "l4lb/listener.hpp"
 #include "l4lb/net.hpp"
 #include "l4lb/service.hpp"
 #include "l4lb/session.hpp"
@@ -16,6 +17,34 @@ Worker::Worker(struct ev_loop* loop, Log& log, size_t index)
     : loop_(loop), log_(log), index_(index), spare_fd_(open_spare()) {
   trim_timer_.bind<&Worker::on_trim>(loop_, this);
   trim_timer_.start(1.0);
+  ev_async_init(&wake_, &Worker::on_wake);
+  wake_.data = this;
+  ev_async_start(loop_, &wake_);
+}
+
+void Worker::post(std::function<void()> fn) {
+  {
+    std::lock_guard<std::mutex> lock(inbox_mu_);
+    inbox_.push_back(std::move(fn));
+  }
+  ev_async_send(loop_, &wake_);
+}
+
+void Worker::on_main(std::function<void()> fn) {
+  if (main == this)
+    fn();
+  else
+    main->post(std::move(fn));
+}
+
+void Worker::on_wake(struct ev_loop*, ev_async* w, int) {
+  auto* self = static_cast<Worker*>(w->data);
+  std::vector<std::function<void()>> work;
+  {
+    std::lock_guard<std::mutex> lock(self->inbox_mu_);
+    work.swap(self->inbox_);
+  }
+  for (auto& fn : work) fn();
 }
 
 void Worker::on_trim() {
@@ -23,14 +52,20 @@ void Worker::on_trim() {
   trim_timer_.start(1.0);
 }
 
-Worker::~Worker() { close_all(); }
+Worker::~Worker() {
+  listeners.clear();
+  on_empty = nullptr;
+  close_all();
+  ev_async_stop(loop_, &wake_);
+}
 
 void Worker::start_session(std::shared_ptr<Service> service, UniqueFd client, const Address& peer) {
   auto* s = new Session(*this, std::move(service), std::move(client), peer);
   s->next = head_;
   if (head_) head_->prev = s;
   head_ = s;
-  ++sessions_;
+  sessions_.store(sessions_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+  open_sessions->fetch_add(1, std::memory_order_relaxed);
   s->start();
   if (s->done()) reap(s);
 }
@@ -39,9 +74,11 @@ void Worker::reap(Session* s) {
   if (s->prev) s->prev->next = s->next;
   else head_ = s->next;
   if (s->next) s->next->prev = s->prev;
-  --sessions_;
+  size_t left = sessions_.load(std::memory_order_relaxed) - 1;
+  sessions_.store(left, std::memory_order_relaxed);
   delete s;
-  if (sessions_ == 0 && on_empty) on_empty();
+  open_sessions->fetch_sub(1, std::memory_order_relaxed);
+  if (left == 0 && on_empty) on_empty();
 }
 
 void Worker::close_all() {

@@ -120,7 +120,7 @@ class Backend : public std::enable_shared_from_this<Backend> {
  public:
   // Set by the pool's load-ordered algorithm while this backend is one of its members;
   // load_slot is that algorithm's own bookkeeping (its index position).
-  LoadObserver* load_observer = nullptr;
+  std::atomic<LoadObserver*> load_observer{nullptr};  // read by Lease on any worker's thread
   uint32_t load_slot = 0;
 };
 

@@ -15,7 +15,7 @@ class Lease {
   Lease() = default;
   explicit Lease(std::shared_ptr<Backend> backend) : backend_(std::move(backend)) {
     backend_->live_.fetch_add(1, std::memory_order_relaxed);
-    if (backend_->load_observer) backend_->load_observer->load_changed(*backend_);
+    notify();
   }
   Lease(Lease&& other) noexcept = default;
   Lease& operator=(Lease&& other) noexcept {
@@ -41,12 +41,15 @@ class Lease {
     socket_.reset();
     if (backend_) {
       backend_->live_.fetch_sub(1, std::memory_order_relaxed);
-      if (backend_->load_observer) backend_->load_observer->load_changed(*backend_);
+      notify();
     }
     backend_.reset();
   }
 
  private:
+  void notify() {
+    if (LoadObserver* o = backend_->load_observer.load(std::memory_order_acquire)) o->load_changed(*backend_);
+  }
   std::shared_ptr<Backend> backend_;
   UniqueFd socket_;
 };

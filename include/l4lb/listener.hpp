@@ -20,9 +20,13 @@ class Listener {
   const std::shared_ptr<Service>& service() const { return service_; }
   void set_service(std::shared_ptr<Service> s) { service_ = std::move(s); }
   int fd() const { return fd_.get(); }
+  // Accepts every client already waiting in the queue (before the listener closes on
+  // a drain, so that none of them is reset).
+  void accept_pending();
 
  private:
   void on_readable(int revents);
+  bool accept_batch(int max);  // false once the queue is empty (or accept must pause)
   void on_resume();
 
   Worker& worker_;

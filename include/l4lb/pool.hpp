@@ -14,6 +14,7 @@
 // One pool per worker (rotation positions are per pool); live counts are shared.
 #pragma once
 #include <memory>
+#include <mutex>
 #include <span>
 #include <vector>
 
@@ -75,6 +76,9 @@ class Pool {
   Tier tier_ = Tier::None;  // the tier that had members at the last rebuild
   double moved_ = 0;
   mutable const Backend* hint_ = nullptr;  // the last backend found available
+  // Workers pick concurrently and leases report load changes from any thread; the
+  // pointer keeps the mutex where the selectors were told it is when the pool moves.
+  std::unique_ptr<std::mutex> mu_ = std::make_unique<std::mutex>();
 };
 
 }  // namespace l4lb

@@ -11,6 +11,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <span>
 
 #include "l4lb/address.hpp"
@@ -55,6 +56,13 @@ class Selector {
 
   // A member that FILTER accepts, chosen by the algorithm; nullptr when no member is.
   virtual Backend* pick(const PickContext& ctx, const PickFilter& filter) = 0;
+
+  // The pool's lock. rebuild() and pick() are called with it held; an algorithm that
+  // is also told of load changes (LoadObserver, from any worker's thread) takes it there.
+  void set_lock(std::mutex* lock) { lock_ = lock; }
+
+ protected:
+  std::mutex* lock_ = nullptr;
 };
 
 std::unique_ptr<Selector> make_selector(Algorithm algorithm);

@@ -146,31 +146,68 @@ class IpHash final : public Selector {
   Members members_;
 };
 
-// consistent_hash: a Maglev lookup table (Eisenbud et al., NSDI 2016) of prime size,
-// weight-aware (each member fills slots in proportion to its weight), built from the
-// members sorted by a fixed hash of their address, so it depends only on the set of
-// (address, weight). A pick is table[hash(client) mod size]; an unavailable or tried
-// choice walks the following slots (bounded), then the members.
+// consistent_hash: a table of prime size whose every slot belongs to the member with
+// the best weighted rendezvous (HRW) score for that slot: the smallest -log2(u)/weight,
+// u from a fixed hash of (hash of the member's address, slot). So a slot's owner depends
+// only on the set of (address, weight): removing a member hands only its own slots to
+// others, adding it back restores the table exactly, and the order of the members (in
+// the file, or in the table's arrays) does not matter. A member holds weight / total of
+// the slots on average (a binomial draw per slot). Full build: O(size x members) hashes;
+// a change of a few members (one backend up/down, a weight change) is applied in
+// O(size x changed members), with the same result as a full build.
+// A pick is table[hash(client) mod size]; an unavailable or tried choice walks the
+// following slots (bounded), then the members.
 class ConsistentHash final : public Selector {
  public:
   static constexpr uint32_t kDefaultTableSize = 65537;
-  // TABLE_SIZE must be prime (and larger than the number of members).
+  // TABLE_SIZE: the number of slots (> 0; a prime larger than the number of members).
   explicit ConsistentHash(uint32_t table_size = kDefaultTableSize);
   Algorithm algorithm() const override { return Algorithm::ConsistentHash; }
   double rebuild(std::span<Backend* const> members) override;
   Backend* pick(const PickContext& ctx, const PickFilter& filter) override;
 
-  // For tests: how many slots map to B.
-  size_t slots_of(const Backend* b) const;
+  // For tests and benchmarks.
+  size_t slots_of(const Backend* b) const;  // how many slots map to B
   uint32_t table_size() const { return size_; }
+  Backend* owner(uint32_t slot) const {      // nullptr when there is no member
+    return table_.empty() ? nullptr : sorted_[table_[slot]].backend;
+  }
+  // Whether the last rebuild that changed the members applied the change in place.
+  bool last_incremental() const { return incremental_; }
+  // False: every change is a full build (to compare the two, and to time them).
+  void set_incremental(bool on) { allow_incremental_ = on; }
+  // The HRW score's -log2(u), u = h / 2^64, in units of 2^-kLogBits: fixed-point,
+  // integer-only (the same on every machine), non-increasing in H, to ~1e-7 relative
+  // for 2^-32 <= u <= 1 - 2^-32 (u = 0 counts as 2^-65).
+  static constexpr int kLogBits = 52;
+  static uint64_t neg_log2(uint64_t h);
+  // The raw 64-bit score of the member whose address hashes to KEY for SLOT.
+  static uint64_t slot_hash(uint64_t key, uint32_t slot);
 
  private:
+  struct Member {
+    uint64_t key;     // hash_backend(address): the score's input
+    uint64_t key2;    // hash_backend(address, other seed): order among equal keys
+    uint32_t weight;  // >= 1
+    Backend* backend;
+  };
+  void build_full();
+  void index_groups();
+  uint32_t best_of(uint32_t slot, uint64_t& best_hash) const;  // over all of sorted_
+
   uint32_t size_;
   bool built_ = false;
-  Members members_;                // in config order: to detect changes
-  std::vector<Backend*> sorted_;   // by key: table entries index this
-  std::vector<uint64_t> keys_;     // hash_backend of each sorted_ member
-  std::vector<uint32_t> table_;    // size_ entries, or empty when there is no member
+  bool incremental_ = false;
+  bool allow_incremental_ = true;
+  Members members_;                 // in config order: to detect changes
+  std::vector<Member> sorted_;      // by (key, key2, weight): table entries index this
+  // sorted_ grouped by weight (equal weights compare by raw hash, no logarithm):
+  std::vector<uint64_t> group_keys_;    // keys, group after group
+  std::vector<uint32_t> group_index_;   // the sorted_ index of each
+  std::vector<uint32_t> group_start_;   // groups + 1 offsets into the two above
+  std::vector<uint32_t> group_weight_;
+  std::vector<uint32_t> table_;     // size_ entries (owner index), or empty when no member
+  std::vector<uint64_t> best_;      // size_ entries: the owner's raw score for the slot
 };
 
 }  // namespace l4lb

@@ -1,11 +1,17 @@
-// Worker: one event loop and what lives on it — the pipe pool, the open sessions,
-// and the spare fd used to turn clients away when fds run out.
+// Worker: one event loop and what lives on it — its listeners (one SO_REUSEPORT
+// socket per service when there are several workers), the open sessions, the pipe
+// pool, the copy buffer, and the spare fd used to turn clients away when fds run
+// out. Worker 0 runs on the main thread (with signals, health checks, reloads and
+// the admin port); the others each on a thread of their own.
 #pragma once
 #include <ev.h>
 
+#include <atomic>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <span>
+#include <vector>
 
 #include "l4lb/fd.hpp"
 #include "l4lb/log.hpp"
@@ -15,6 +21,7 @@
 namespace l4lb {
 
 class Session;
+class Listener;
 struct Service;
 struct Address;
 
@@ -40,11 +47,22 @@ class Worker {
   void reap(Session* session);
   // Ends every open session at once (second SIGTERM, end of drain).
   void close_all();
-  size_t session_count() const { return sessions_; }
-  // global.max_connections: past it new clients are closed at accept.
+  size_t session_count() const { return sessions_.load(std::memory_order_relaxed); }
+  // global.max_connections over every worker: past it new clients are closed at accept.
   size_t max_sessions = 65536;
-  // Called whenever the last open session ends.
+  std::atomic<size_t>* open_sessions = &own_open_;  // the count over every worker
+  bool at_capacity() const { return open_sessions->load(std::memory_order_relaxed) >= max_sessions; }
+  // Called (on this worker's thread) whenever its last open session ends.
   std::function<void()> on_empty;
+
+  // This worker's listeners; the server swaps them while the workers are stopped.
+  std::vector<std::unique_ptr<Listener>> listeners;
+
+  // Runs FN on this worker's thread soon; callable from any thread.
+  void post(std::function<void()> fn);
+  // Runs FN on the main thread: at once when this is the main worker, else posted.
+  void on_main(std::function<void()> fn);
+  Worker* main = this;  // the worker that runs on the main thread
 
   // EMFILE at accept: accepts and closes one client with the spare fd, so a full
   // accept queue does not stay readable. Returns true if a client was turned away.
@@ -61,11 +79,16 @@ class Worker {
   PipePool pipes_;
   std::unique_ptr<char[]> scratch_ = std::make_unique<char[]>(kScratchSize);
   Session* head_ = nullptr;  // intrusive list of open sessions
-  size_t sessions_ = 0;
   UniqueFd spare_fd_;
   double last_resource_warning_ = -1e9;
   TimerWatcher trim_timer_;  // gives unused pooled pipes back, once a second
   void on_trim();
+  std::atomic<size_t> sessions_{0};  // written here, read by the main thread
+  std::atomic<size_t> own_open_{0};  // open_sessions of a worker alone
+  std::mutex inbox_mu_;
+  std::vector<std::function<void()>> inbox_;  // posted work, run by on_wake
+  ev_async wake_{};
+  static void on_wake(struct ev_loop* loop, ev_async* w, int);
 };
 
 }  // namespace l4lb

@@ -66,6 +66,8 @@ void LoadHeap::resync(size_t pos) {
 }
 
 void LoadHeap::load_changed(Backend& b) {
+  std::unique_lock<std::mutex> guard;
+  if (lock_) guard = std::unique_lock<std::mutex>(*lock_);
   uint32_t m = b.load_slot;
   if (m < members_.size() && members_.list()[m] == &b) resync(pos_[m]);
 }

@@ -4,6 +4,7 @@
 #include <sys/socket.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cerrno>
 #include <cstring>
 #include <random>
@@ -21,6 +22,7 @@ namespace {
 double seconds(Millis d) { return static_cast<double>(d.count()) / 1000.0; }
 constexpr double kFirstCheckWindow = 0.5;  // seconds over which a service's first checks spread
 constexpr double kJitter = 0.05;           // +-5% of the interval
+constexpr double kGrid = 0.01;             // seconds: check times are rounded up to it
 }  // namespace
 
 // One backend's checks: a period timer, and while a check runs, its socket,
@@ -46,7 +48,11 @@ class Prober::Check {
   void on_next() {
     double interval = seconds(cfg().interval);
     std::uniform_real_distribution<double> jitter(1 - kJitter, 1 + kJitter);
-    next_.start(interval * jitter(rng_));
+    // Due times land on a 10 ms grid, so that the checks due about together share
+    // one loop wake-up (many backends cost fewer wake-ups), still spread over the interval.
+    double now = ev_now(loop_);
+    double due = std::ceil((now + interval * jitter(rng_)) / kGrid) * kGrid;
+    next_.start(due - now);
     if (!fd_) begin();  // a check still running (timeout > interval) is not doubled
   }
 

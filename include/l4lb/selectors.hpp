@@ -193,7 +193,10 @@ class ConsistentHash final : public Selector {
   };
   void build_full();
   void index_groups();
-  uint32_t best_of(uint32_t slot, uint64_t& best_hash) const;  // over all of sorted_
+  // The owner of SLOT among all of sorted_, and its raw hash.
+  uint32_t best_of(uint32_t slot, uint64_t& best_hash) const;
+  uint32_t best_by_group(uint32_t slot, uint64_t& best_hash) const;  // few distinct weights
+  uint32_t best_filtered(uint32_t slot, uint64_t& best_hash) const;  // many
 
   uint32_t size_;
   bool built_ = false;
@@ -206,6 +209,9 @@ class ConsistentHash final : public Selector {
   std::vector<uint32_t> group_index_;   // the sorted_ index of each
   std::vector<uint32_t> group_start_;   // groups + 1 offsets into the two above
   std::vector<uint32_t> group_weight_;
+  // Many distinct weights: a cheap lower bound of each member's score, and the exact
+  // comparison only where that bound can beat the best so far.
+  std::vector<double> inverse_weight_;  // 1 / weight of each sorted_ member
   std::vector<uint32_t> table_;     // size_ entries (owner index), or empty when no member
   std::vector<uint64_t> best_;      // size_ entries: the owner's raw score for the slot
 };

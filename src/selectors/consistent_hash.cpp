@@ -19,7 +19,9 @@
 // best is simply the one with the largest raw h: a slot is one max-scan of raw 64-bit
 // hashes per distinct weight (fmix64 is a bijection, so the largest hash tells its
 // member), and the groups' winners are compared with -log2, most of them rejected by
-// cheap bounds first. Equal weights: no logarithm at all.
+// cheap bounds first. Equal weights: no logarithm at all. With many distinct weights
+// (small groups), each member's score is bounded from below cheaply instead, and only
+// the few whose bound can beat the best so far are scored exactly.
 //
 // A change of a few members (the common case: one backend down or up, a weight changed)
 // is applied in place: the slots of the removed members are recomputed over the new
@@ -32,6 +34,7 @@
 #include <algorithm>
 #include <array>
 #include <bit>
+#include <cmath>
 
 #include "l4lb/selectors.hpp"
 
@@ -229,9 +232,11 @@ void ConsistentHash::index_groups() {
     }
   }
   group_start_.push_back(static_cast<uint32_t>(group_keys_.size()));
+  inverse_weight_.resize(sorted_.size());
+  for (size_t i = 0; i < sorted_.size(); ++i) inverse_weight_[i] = 1.0 / sorted_[i].weight;
 }
 
-uint32_t ConsistentHash::best_of(uint32_t slot, uint64_t& best_hash) const {
+uint32_t ConsistentHash::best_by_group(uint32_t slot, uint64_t& best_hash) const {
   const uint64_t s = salt(slot);
   const uint64_t* keys = group_keys_.data();
   const size_t groups = group_weight_.size();
@@ -263,6 +268,39 @@ uint32_t ConsistentHash::best_of(uint32_t slot, uint64_t& best_hash) const {
   }
   best_hash = bh;
   return member(bgroup, bh);
+}
+
+uint32_t ConsistentHash::best_filtered(uint32_t slot, uint64_t& best_hash) const {
+  // A lower bound of each member's -log2(u) in units of 2^-52, valid for every h:
+  // above 1/2, neg_log2 >= d * f(0) / 2^42 - 1 with d = ~h and f(0) / 2^31 > 0.7213;
+  // below, it is >= 1 (2^52). In doubles from min(d / 2, cap), less 2 for the roundings.
+  // Divided by the weight, it bounds the score from below: a member whose bound exceeds
+  // the best score so far (plus a margin for the doubles) cannot beat it.
+  constexpr double kScale = 0.7213 / 1024;
+  constexpr uint64_t kCap = static_cast<uint64_t>(static_cast<double>(kOne) / kScale);  // -> 2^52
+  const uint64_t s = salt(slot);
+  const size_t n = sorted_.size();
+  const double* inv = inverse_weight_.data();
+  uint64_t bh = 0;
+  uint32_t bw = 0, bi = kNone;
+  double limit = HUGE_VAL;
+  for (uint32_t j = 0; j < n; ++j) {
+    uint64_t h = fmix64(sorted_[j].key ^ s);
+    double bound = (kScale * static_cast<double>(static_cast<int64_t>(std::min(~h >> 1, kCap))) - 2) * inv[j];
+    if (bound > limit) continue;  // the common case, once a good member is known
+    uint32_t w = sorted_[j].weight;
+    if (bi != kNone && !better(h, w, j, bh, bw, bi)) continue;
+    bh = h, bw = w, bi = j;
+    limit = static_cast<double>(neg_log2(h)) / w * (1 + 1e-9) + 1e-9;
+  }
+  best_hash = bh;
+  return bi;
+}
+
+uint32_t ConsistentHash::best_of(uint32_t slot, uint64_t& best_hash) const {
+  // Both are exact (the same owner); grouping is faster when the groups are large.
+  return group_weight_.size() == 1 || group_weight_.size() * 8 <= sorted_.size() ? best_by_group(slot, best_hash)
+                                                                                 : best_filtered(slot, best_hash);
 }
 
 void ConsistentHash::build_full() {

@@ -10,6 +10,8 @@ import math
 import os
 import re
 import socket
+import subprocess
+import sys
 import threading
 import time
 
@@ -597,3 +599,146 @@ def test_admin_garbage_does_not_affect_data_transfer():
     assert status == 200, (status, body)
     assert lb.alive()
     return f"{size >> 20} MiB echoed in {took:.1f}s beside {abuse['conns']} garbage admin connections"
+
+
+@h.timeout(40)
+def test_admin_health_503_when_every_backend_down_and_back():
+    a = h.start_backend("id", name="alpha")
+    port = a.port
+    hc = {"type": "tcp", "interval": "200ms", "timeout": "200ms",
+          "unhealthy_threshold": 1, "healthy_threshold": 1}
+    lb, admin = _start([h.service(h.free_port(), [a], name="web", health_check=hc),
+                        h.service(h.free_port(), [h.start_backend("echo")], name="other")])
+    h.eventually(lambda: _get(admin, "/health")[0] == 200, timeout=3, msg="/health 200")
+    a.stop()
+    status, _, body = h.eventually(lambda: (lambda r: r if r[0] == 503 else None)(_get(admin, "/health")),
+                                   timeout=3, msg="/health 503 once web has no backend")
+    assert json.loads(body) == {"status": "unavailable", "services": ["web"]}, body
+    h.start_backend("id", name="alpha", listen=f"127.0.0.1:{port}")
+    status, _, body = h.eventually(lambda: (lambda r: r if r[0] == 200 else None)(_get(admin, "/health")),
+                                   timeout=3, msg="/health 200 again")
+    assert json.loads(body) == {"status": "ok"}, body
+
+
+_DATA_CLIENT = """
+import os, socket, sys, time
+port, stop = int(sys.argv[1]), sys.argv[2]
+out = []
+while not os.path.exists(stop):
+    t0 = time.monotonic()
+    s = socket.create_connection(("127.0.0.1", port), timeout=5)
+    s.sendall(b"ping" * 16)
+    s.shutdown(socket.SHUT_WR)
+    got = b""
+    while True:
+        b = s.recv(4096)
+        if not b:
+            break
+        got += b
+    s.close()
+    assert got == b"ping" * 16
+    out.append(time.monotonic() - t0)
+    time.sleep(0.01)
+print(" ".join(f"{x:.6f}" for x in out))
+"""
+
+
+@h.timeout(90)
+def test_admin_bad_input_never_disturbs_the_data_port():
+    echo = h.start_backend("echo")
+    data_port = h.free_port()
+    lb, admin = _start([h.service(data_port, [echo])])
+    # A normal client in a process of its own (no GIL shared with the abuse below),
+    # served with normal latency throughout: first alone (the baseline on this
+    # machine right now), then beside the abuse.
+    def run_client(stop_file):
+        client = subprocess.Popen([sys.executable, "-c", _DATA_CLIENT, str(data_port), stop_file],
+                                  stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        h.ctx().add_proc(client)
+        return client
+
+    def p99_of(client, stop_file):
+        open(stop_file, "w").close()
+        out, _ = client.communicate(timeout=10)
+        lat = sorted(float(x) for x in out.split())
+        assert len(lat) > 20, f"only {len(lat)} data-port exchanges"
+        return lat[int(len(lat) * 0.99) - 1], len(lat)
+
+    base_stop = h.tmp_path("stop-base")
+    base = run_client(base_stop)
+    time.sleep(3)
+    base_p99, _ = p99_of(base, base_stop)
+    stop_file = h.tmp_path("stop")
+    client = run_client(stop_file)
+    outcomes: dict[str, int] = {}
+
+    def note(kind: str) -> None:
+        outcomes[kind] = outcomes.get(kind, 0) + 1
+
+    # 200 random garbage requests: each answered 400 (or 404/405/431) or closed.
+    for i in range(200):
+        raw = os.urandom(1 + (i * 37) % 3000)
+        s = h.connect(admin, timeout=5, track=False)
+        try:
+            s.sendall(raw)
+            s.settimeout(6)
+            data = h.recv_all(s, timeout=6)
+        except OSError:
+            data = b""
+        finally:
+            s.close()
+        if data:
+            code = int(data.split(b" ", 2)[1])
+            assert code in (400, 404, 405, 414, 431), (raw[:40], data[:80])
+            note(str(code))
+        else:
+            note("closed")
+    # A 1 MiB header line: 431 (or 400) and a close, never a hang.
+    s = h.connect(admin, timeout=5, track=False)
+    try:
+        s.sendall(b"GET /stats HTTP/1.1\r\nX-Huge: " + b"h" * (1 << 20) + b"\r\n\r\n")
+    except OSError:
+        pass  # closed while we were still sending: fine
+    try:
+        s.settimeout(5)
+        data = s.recv(200)
+    except OSError:
+        data = b""
+    s.close()
+    assert data == b"" or data.split(b" ", 2)[1] in (b"431", b"400"), data[:80]
+    # No CRLF ever: closed by the 5 s deadline (or the 8 KiB cap), never answered 200.
+    s = h.connect(admin, timeout=5, track=False)
+    s.sendall(b"GET /stats HTTP/1.1 " + b"x" * 100)
+    assert h.wait_closed(s, timeout=7) in ("eof", "reset")
+    s.close()
+    # 500 concurrent slow connections: 64 held, the rest closed at accept; all gone in time.
+    slow = []
+    for _ in range(500):
+        try:
+            c = socket.create_connection(("127.0.0.1", admin), timeout=2)
+            c.sendall(b"GET /health HTTP/1.1\r\n")
+            slow.append(c)
+        except OSError:
+            note("slow refused")
+    time.sleep(6)  # past the 5 s request deadline
+    still_open = 0
+    for c in slow:
+        c.settimeout(0.01)
+        try:
+            if c.recv(1):
+                still_open += 0
+        except socket.timeout:
+            still_open += 1
+        except OSError:
+            pass
+        c.close()
+    assert still_open == 0, f"{still_open} slow admin connections still open after 6 s"
+    status, _, _ = _get(admin, "/health")
+    assert status == 200
+    p99, n = p99_of(client, stop_file)
+    limit = max(0.05, 4 * base_p99)
+    assert p99 <= limit, (f"data-port p99 {p99 * 1000:.1f} ms during the admin abuse "
+                          f"(alone: {base_p99 * 1000:.1f} ms)")
+    assert lb.alive()
+    return (f"outcomes {outcomes}; data port p99 {base_p99 * 1000:.1f} ms alone, "
+            f"{p99 * 1000:.1f} ms over {n} exchanges beside the abuse")

@@ -1,7 +1,9 @@
-"""Faults: running out of file descriptors never crashes l4lb nor spins the CPU."""
+"""Faults: fd exhaustion, reload storms, running unprivileged — never a crash, a spin or a lost client."""
 
+import os
 import resource
 import socket
+import threading
 import time
 
 import harness as h
@@ -70,3 +72,79 @@ def test_fd_exhaustion_no_spin_and_recovery():
 
     h.eventually(works, timeout=5, msg="service resumes once clients leave")
     return f"cpu while saturated {cpu:.0%}; {served}/10 held clients served"
+
+
+@h.timeout(60)
+def test_50_sighups_alternating_valid_and_invalid_while_traffic_flows():
+    a = h.start_backend("id", name="alpha")
+    b = h.start_backend("id", name="bravo")
+    lb = h.start_service([a])
+    stop = False
+    failures, seen = [], []
+
+    def load():
+        while not stop:
+            try:
+                s = h.connect(lb.listen, timeout=2, track=False)
+                seen.append(h.recv_line(s, timeout=2).decode().strip())
+                s.close()
+            except Exception as e:  # noqa: BLE001
+                failures.append(repr(e))
+
+
+    t = threading.Thread(target=load)
+    t.start()
+    last_valid = None
+    try:
+        for i in range(50):
+            if i % 2 == 0:
+                last_valid = [a, b][(i // 2) % 2]
+                text = h.to_yaml(h.config(h.service(lb.listen, [last_valid])))
+            else:
+                text = "services:\n  - name: web\n    listen: " + lb.listen + "\n    backends: oops\n"
+            with open(lb.config_path, "w") as f:
+                f.write(text)
+            lb.signal(1)
+            time.sleep(0.1)
+        time.sleep(0.5)
+    finally:
+        stop = True
+        t.join(10)
+    assert not failures, f"{len(failures)} failed clients: {failures[:3]}"
+    names = set()
+    for _ in range(4):
+        s = h.connect(lb.listen, timeout=2)
+        names.add(h.recv_line(s, timeout=2).decode().strip())
+        s.close()
+    assert names == {last_valid.name}, f"live config serves {names}, last valid file named {last_valid.name}"
+    text = lb.stderr_text()
+    assert text.count('msg="reload failed"') >= 10 and text.count('msg="reload ok"') >= 10
+    return f"{len(seen)} connections over 50 SIGHUPs, 0 failures; last valid config live"
+
+
+def test_runs_as_nobody_on_ports_above_1024():
+    import shutil
+    import subprocess
+    if not shutil.which("setpriv"):
+        raise h.Skip("setpriv (util-linux) not found")
+    echo = h.start_backend("echo")
+    port = h.free_port()
+    cfg = h.write_config(h.config(h.service(port, [echo])))
+    os.chmod(os.path.dirname(cfg), 0o755)
+    os.chmod(cfg, 0o644)
+    binary = os.path.abspath(h.L4LB_BIN)
+    proc = subprocess.Popen(["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups",
+                             binary, "-c", cfg], stdin=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    h.ctx().add_proc(proc)
+    h.eventually(lambda: not h.is_port_free(port), timeout=5, msg="l4lb (nobody) listening")
+    with open(f"/proc/{proc.pid}/status") as f:
+        uid_line = next(l for l in f if l.startswith("Uid:"))
+    assert uid_line.split()[1] != "0", uid_line
+    s = h.connect(port, timeout=3)
+    s.sendall(b"as nobody")
+    assert h.recv_exactly(s, 9, timeout=3) == b"as nobody"
+    s.close()
+    proc.terminate()
+    assert proc.wait(10) == 0
+    return f"uid {uid_line.split()[1]}"

@@ -20,6 +20,7 @@ UniqueFd listen_tcp(const Address& addr, bool reuse_port, int backlog) {
   set_int(fd.get(), SOL_SOCKET, SO_REUSEADDR, 1);
   if (reuse_port) set_int(fd.get(), SOL_SOCKET, SO_REUSEPORT, 1);
   if (addr.family() == AF_INET6) set_int(fd.get(), IPPROTO_IPV6, IPV6_V6ONLY, 1);
+  set_proxy_options(fd.get());  // accepted sockets inherit them: no setsockopt per client
   if (::bind(fd.get(), addr.sa(), addr.length) != 0 || ::listen(fd.get(), backlog) != 0) {
     int saved = errno;
     fd.reset();

@@ -30,7 +30,7 @@ Session::Session(Worker& worker, std::shared_ptr<Service> service, UniqueFd clie
                  const Address& peer)
     : worker_(worker), service_(std::move(service)), peer_(peer), client_(std::move(client)) {
   service_->stats(worker_.index()).opened.add(1);
-  set_proxy_options(client_.get());
+  // TCP_NODELAY and SO_KEEPALIVE came with accept() from the listening socket.
   client_io_.bind<&Session::on_client_io>(worker_.loop(), this, client_.get());
   timer_.bind<&Session::on_timer>(worker_.loop(), this);
 }

@@ -6,7 +6,8 @@
 namespace l4lb {
 
 // A bound, listening, non-blocking socket with SO_REUSEADDR (IPv6 sockets are
-// IPV6_V6ONLY). REUSE_PORT (SO_REUSEPORT) only where several sockets of this process
+// IPV6_V6ONLY) and the proxy options (TCP_NODELAY, SO_KEEPALIVE), which the sockets
+// it accepts inherit. REUSE_PORT (SO_REUSEPORT) only where several sockets of this process
 // share the address (one per worker): without it a second l4lb cannot bind it too.
 // On failure returns an empty fd and sets errno.
 UniqueFd listen_tcp(const Address& addr, bool reuse_port = false, int backlog = 4096);

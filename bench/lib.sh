@@ -1,0 +1,315 @@
+# bench/lib.sh — shared helpers for bench/run.sh and bench/profile.sh (sourced, not run).
+# Everything is loopback-only; every process started here is recorded by PID and
+# stopped by PID in cleanup (trap), never by name.
+
+BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT_DIR=$(dirname "$BENCH_DIR")
+
+# Fixed high ports (override the base with BENCH_PORT_BASE). The default sits above the
+# ephemeral range (net.ipv4.ip_local_port_range, 32768-60999 on Debian), where tests that
+# bind port 0 on a shared machine cannot take them.
+PORT_BASE=${BENCH_PORT_BASE:-61200}
+P_IPERF=$((PORT_BASE + 0))     # iperf3 -s           (backend, CPU 0)
+P_HTTP=$((PORT_BASE + 1))      # nginx HTTP backend  (backend, CPU 0) — also holds the idle connections
+P_LB_BULK=$((PORT_BASE + 10))  # balancer -> P_IPERF
+P_LB_HTTP=$((PORT_BASE + 11))  # balancer -> P_HTTP
+
+GEN_CPU=${BENCH_GEN_CPU:-0}    # load generators + backends
+LB_CPU=${BENCH_LB_CPU:-1}      # the balancer, alone
+CLK_TCK=$(getconf CLK_TCK)
+
+STARTED_PIDS=()
+LASTPID=
+WORK=${WORK:-}
+
+log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+
+# start_bg NAME CMD... : run CMD in the background, output to $WORK/NAME.log; PID in $LASTPID.
+start_bg() {
+  local name=$1; shift
+  "$@" >"$WORK/$name.log" 2>&1 &
+  LASTPID=$!
+  STARTED_PIDS+=("$LASTPID")
+}
+
+# stop_pid PID : TERM, wait up to 5 s, then KILL (only a PID this script started).
+stop_pid() {
+  local pid=$1 i
+  [[ -n "$pid" ]] || return 0
+  kill -TERM "$pid" 2>/dev/null || return 0
+  for ((i = 0; i < 50; i++)); do
+    kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null || true; return 0; }
+    sleep 0.1
+  done
+  kill -KILL "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+}
+
+cleanup_all() {
+  local i
+  for ((i = ${#STARTED_PIDS[@]} - 1; i >= 0; i--)); do
+    stop_pid "${STARTED_PIDS[$i]}"
+  done
+  STARTED_PIDS=()
+}
+
+# wait_listen PORT [SECONDS] : until something listens on 127.0.0.1:PORT.
+wait_listen() {
+  local port=$1 limit=${2:-10} i
+  for ((i = 0; i < limit * 20; i++)); do
+    if ss -Hltn "sport = :$port" 2>/dev/null | grep -q .; then return 0; fi
+    sleep 0.05
+  done
+  return 1
+}
+
+port_busy() { ss -Hltn "sport = :$1" 2>/dev/null | grep -q .; }
+
+# pid_tree PID : PID and its direct children (nginx master + worker).
+pid_tree() {
+  echo "$1"
+  pgrep -P "$1" 2>/dev/null || true
+}
+
+# cpu_ticks PID : utime+stime (clock ticks) of PID and its children, from /proc/PID/stat.
+cpu_ticks() {
+  local p total=0 v
+  for p in $(pid_tree "$1"); do
+    v=$(sed 's/^.*) //' "/proc/$p/stat" 2>/dev/null | awk '{print $12 + $13}') || v=0
+    total=$((total + ${v:-0}))
+  done
+  echo "$total"
+}
+
+# cpu_ns PID : on-CPU nanoseconds of every thread of PID and its children (schedstat);
+# finer-grained cross-check of cpu_ticks.
+cpu_ns() {
+  local p total=0 f v
+  for p in $(pid_tree "$1"); do
+    for f in /proc/"$p"/task/*/schedstat; do
+      v=$(awk '{print $1}' "$f" 2>/dev/null) || v=0
+      total=$((total + ${v:-0}))
+    done
+  done
+  echo "$total"
+}
+
+# core_busy CPU : busy jiffies (everything but idle+iowait) of one core, from /proc/stat.
+core_busy() {
+  awk -v c="cpu$1" '$1 == c {print $2 + $3 + $4 + $7 + $8 + $9}' /proc/stat
+}
+
+# rss_kib PID : summed VmRSS of PID and its children.
+rss_kib() {
+  local p total=0 v
+  for p in $(pid_tree "$1"); do
+    v=$(awk '/^VmRSS:/ {print $2}' "/proc/$p/status" 2>/dev/null) || v=0
+    total=$((total + ${v:-0}))
+  done
+  echo "$total"
+}
+
+# fd_count PID : summed open fds of PID and its children.
+fd_count() {
+  local p total=0 v
+  for p in $(pid_tree "$1"); do
+    v=$(find "/proc/$p/fd" -mindepth 1 -maxdepth 1 2>/dev/null | wc -l) || v=0
+    total=$((total + v))
+  done
+  echo "$total"
+}
+
+# kernel memory: slab kB (meminfo) and TCP socket-buffer pages (sockstat).
+slab_kib() { awk '/^Slab:/ {print $2}' /proc/meminfo; }
+tcp_mem_pages() { awk '$1 == "TCP:" {for (i = 2; i < NF; i++) if ($i == "mem") print $(i + 1)}' /proc/net/sockstat; }
+
+# established TCP sockets whose local port is PORT (the backend's side of each connection).
+established_on() { ss -Htn state established "sport = :$1" 2>/dev/null | wc -l; }
+
+# ---- configuration generators ------------------------------------------------------
+
+# Backend HTTP server: a separate nginx, 1 worker, small body, keep-alive unbounded.
+gen_backend_nginx() {
+  local dir=$1
+  mkdir -p "$dir/tmp"
+  cat >"$dir/nginx.conf" <<EOF
+worker_processes 1;
+daemon off;
+pid $dir/nginx.pid;
+error_log $dir/error.log warn;
+worker_rlimit_nofile 20000;
+events { worker_connections 19900; }
+http {
+    access_log off;
+    client_body_temp_path $dir/tmp/body;
+    proxy_temp_path $dir/tmp/proxy;
+    fastcgi_temp_path $dir/tmp/fastcgi;
+    uwsgi_temp_path $dir/tmp/uwsgi;
+    scgi_temp_path $dir/tmp/scgi;
+    default_type text/plain;
+    keepalive_requests 1000000000;
+    keepalive_timeout 600s;
+    client_header_timeout 3600s;   # the idle test parks 9,800 silent connections here
+    server {
+        listen 127.0.0.1:$P_HTTP backlog=4096;
+        location / { return 200 "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\n"; }
+    }
+}
+EOF
+}
+
+# HAProxy, 1 thread; MODE = auto | forced
+gen_haproxy() {
+  local dir=$1 mode=$2 splice
+  mkdir -p "$dir"
+  if [[ $mode == forced ]]; then
+    splice=$'    option splice-request\n    option splice-response'
+  else
+    splice='    option splice-auto'
+  fi
+  cat >"$dir/haproxy.cfg" <<EOF
+global
+    nbthread 1
+    # 9,800 idle connections need 19,600 fds; HAProxy reserves 2 fds per pipe on top of
+    # 2 per connection (maxpipes defaults to maxconn/4), so cap pipes to fit the 20,000 fd limit.
+    maxconn 9850
+    maxpipes 64
+    pidfile $dir/haproxy.pid
+
+defaults
+    mode tcp
+    timeout connect 5s
+    timeout client 1h
+    timeout server 1h
+$splice
+
+frontend fe_bulk
+    bind 127.0.0.1:$P_LB_BULK
+    default_backend be_bulk
+
+backend be_bulk
+    server s1 127.0.0.1:$P_IPERF
+
+frontend fe_http
+    bind 127.0.0.1:$P_LB_HTTP
+    default_backend be_http
+
+backend be_http
+    server s1 127.0.0.1:$P_HTTP
+EOF
+}
+
+# nginx stream balancer, 1 worker.
+gen_nginx_stream() {
+  local dir=$1
+  mkdir -p "$dir"
+  cat >"$dir/nginx.conf" <<EOF
+load_module $NGINX_STREAM_SO;
+worker_processes 1;
+daemon off;
+pid $dir/nginx.pid;
+error_log $dir/error.log warn;
+worker_rlimit_nofile 20000;
+events { worker_connections 19990; }
+stream {
+    proxy_connect_timeout 5s;
+    proxy_timeout 1h;
+    server {
+        listen 127.0.0.1:$P_LB_BULK backlog=4096;
+        proxy_pass 127.0.0.1:$P_IPERF;
+    }
+    server {
+        listen 127.0.0.1:$P_LB_HTTP backlog=4096;
+        proxy_pass 127.0.0.1:$P_HTTP;
+    }
+}
+EOF
+}
+
+gen_l4lb() {
+  local dir=$1
+  mkdir -p "$dir"
+  cat >"$dir/l4lb.yaml" <<EOF
+global:
+  workers: 1
+  log_level: warn
+services:
+  - name: bulk
+    listen: 127.0.0.1:$P_LB_BULK
+    idle_timeout: 1h
+    health_check: {type: none}
+    backends:
+      - address: 127.0.0.1:$P_IPERF
+  - name: http
+    listen: 127.0.0.1:$P_LB_HTTP
+    idle_timeout: 1h
+    health_check: {type: none}
+    backends:
+      - address: 127.0.0.1:$P_HTTP
+EOF
+}
+
+find_stream_module() {
+  local c
+  for c in /usr/lib/nginx/modules/ngx_stream_module.so /usr/share/nginx/modules/ngx_stream_module.so \
+           /usr/lib64/nginx/modules/ngx_stream_module.so; do
+    [[ -f $c ]] && { echo "$c"; return 0; }
+  done
+  return 1
+}
+
+# start_lb NAME : start balancer NAME pinned to LB_CPU; sets LB_PID ("" for direct),
+# LB_PORT_BULK, LB_PORT_HTTP.
+start_lb() {
+  local name=$1 dir="$WORK/$1"
+  LB_PID=
+  LB_PORT_BULK=$P_LB_BULK
+  LB_PORT_HTTP=$P_LB_HTTP
+  case $name in
+    direct)
+      LB_PORT_BULK=$P_IPERF; LB_PORT_HTTP=$P_HTTP; return 0 ;;
+    haproxy)
+      gen_haproxy "$dir" auto
+      start_bg "lb-$name" taskset -c "$LB_CPU" haproxy -db -f "$dir/haproxy.cfg" ;;
+    haproxy-splice)
+      gen_haproxy "$dir" forced
+      start_bg "lb-$name" taskset -c "$LB_CPU" haproxy -db -f "$dir/haproxy.cfg" ;;
+    nginx)
+      gen_nginx_stream "$dir"
+      start_bg "lb-$name" taskset -c "$LB_CPU" nginx -e "$dir/error.log" -c "$dir/nginx.conf" ;;
+    l4lb)
+      gen_l4lb "$dir"
+      start_bg "lb-$name" taskset -c "$LB_CPU" "$L4LB_BIN" -c "$dir/l4lb.yaml" ;;
+    *) die "unknown balancer $name" ;;
+  esac
+  LB_PID=$LASTPID
+  if ! wait_listen "$P_LB_BULK" 10 || ! wait_listen "$P_LB_HTTP" 10; then
+    cat "$WORK/lb-$name.log" >&2 || true
+    ss -Hltnp "( sport = :$P_LB_BULK or sport = :$P_LB_HTTP )" >&2 || true
+    die "$name did not start listening on $P_LB_BULK/$P_LB_HTTP"
+  fi
+  sleep 0.3   # let nginx fork its worker
+}
+
+stop_lb() {
+  [[ -n ${LB_PID:-} ]] || return 0
+  stop_pid "$LB_PID"
+  local i
+  for ((i = 0; i < 50; i++)); do
+    port_busy "$P_LB_BULK" || port_busy "$P_LB_HTTP" || break
+    sleep 0.1
+  done
+  LB_PID=
+}
+
+start_backends() {
+  gen_backend_nginx "$WORK/backend-nginx"
+  start_bg backend-iperf3 taskset -c "$GEN_CPU" iperf3 -s -B 127.0.0.1 -p "$P_IPERF"
+  BACKEND_IPERF_PID=$LASTPID
+  start_bg backend-nginx taskset -c "$GEN_CPU" nginx -e "$WORK/backend-nginx/error.log" \
+    -c "$WORK/backend-nginx/nginx.conf"
+  BACKEND_NGINX_PID=$LASTPID
+  wait_listen "$P_IPERF" 10 || die "iperf3 -s did not start (see $WORK/backend-iperf3.log)"
+  wait_listen "$P_HTTP" 10 || die "backend nginx did not start (see $WORK/backend-nginx.log)"
+}

@@ -1,0 +1,318 @@
+#!/usr/bin/env bash
+# bench/run.sh — side-by-side benchmark of l4lb against HAProxy and nginx stream.
+#
+# usage: bench/run.sh [--quick] [--repeats N] [--only LIST] [--out FILE] [--keep]
+#   --quick        ~2 minutes: 1 repeat, short runs (default: 3 repeats, < 10 minutes)
+#   --repeats N    repeats per measurement (median and min–max are reported)
+#   --only LIST    comma-separated subset of: direct,haproxy,haproxy-splice,nginx,l4lb
+#   --tests LIST   comma-separated subset of: bulk1,bulk8,ka,nc,idle
+#   --out FILE     results file (default bench/results.md)
+#   --keep         keep the work directory (configs, logs, raw outputs) in /tmp
+#   --wait-quiet S before each balancer round, wait (at most S s in total) for other load on
+#                  the machine to drop below 25% (it is always measured and reported)
+# env: L4LB_BIN (default build/l4lb), L4LB_DESC (free text: what that binary is), BENCH_PORT_BASE (default 61200),
+#      BENCH_IDLE_CONNS (default 9800), BENCH_GEN_CPU (0), BENCH_LB_CPU (1)
+#
+# Method: loopback only; the balancer alone on CPU $LB_CPU (taskset), load generators and
+# backends on CPU $GEN_CPU; one worker/thread per balancer. Per unit of work the balancer's
+# CPU time is read from /proc/PID/stat (utime+stime of the process and its children) before
+# and after each run. Installs nothing.
+set -euo pipefail
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+QUICK=0
+REPEATS=
+ONLY="direct,haproxy,haproxy-splice,nginx,l4lb"
+TESTS="bulk1,bulk8,ka,nc,idle"
+OUT="$BENCH_DIR/results.md"
+KEEP=0
+QUIET_LEFT=0
+QUIET_WAITED=0
+QUIET_ARG=0
+while (($#)); do
+  case $1 in
+    --quick) QUICK=1 ;;
+    --repeats) REPEATS=$2; shift ;;
+    --only) ONLY=$2; shift ;;
+    --tests) TESTS=$2; shift ;;
+    --out) OUT=$2; shift ;;
+    --keep) KEEP=1 ;;
+    --wait-quiet) QUIET_LEFT=$2; QUIET_ARG=$2; shift ;;
+    -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
+    *) die "unknown argument $1 (see --help)" ;;
+  esac
+  shift
+done
+
+if ((QUICK)); then
+  : "${REPEATS:=1}"; BULK_T=3; WRK_T=4; BUDGET=170
+else
+  : "${REPEATS:=3}"; BULK_T=5; WRK_T=7; BUDGET=570
+fi
+IDLE_N=${BENCH_IDLE_CONNS:-9800}
+WRK_C=64
+L4LB_BIN=${L4LB_BIN:-$ROOT_DIR/build/l4lb}
+L4LB_BIN=$(realpath -m "$L4LB_BIN")
+OUT=$(realpath -m "$OUT")
+
+# ---- prerequisites (install nothing) -------------------------------------------------
+missing=()
+for t in haproxy nginx iperf3 wrk python3 taskset ss pgrep timeout; do
+  command -v "$t" >/dev/null 2>&1 || missing+=("$t")
+done
+NGINX_STREAM_SO=$(find_stream_module || true)
+[[ -n $NGINX_STREAM_SO ]] || missing+=("nginx stream module (Debian: libnginx-mod-stream)")
+((${#missing[@]} == 0)) || die "missing: ${missing[*]} — install them (Debian: apt-get install haproxy nginx libnginx-mod-stream iperf3 wrk python3 util-linux iproute2 procps) and rerun"
+[[ -x $L4LB_BIN ]] || die "l4lb binary $L4LB_BIN not found: run 'make build/l4lb' or set L4LB_BIN"
+(($(nproc) >= 2)) || die "needs at least 2 CPUs (balancer on CPU $LB_CPU, generators on CPU $GEN_CPU)"
+for p in "$P_IPERF" "$P_HTTP" "$P_LB_BULK" "$P_LB_HTTP"; do
+  port_busy "$p" && die "port $p is in use (set BENCH_PORT_BASE)"
+done
+
+# The machine may be shared (compilers, tests): run everything at high priority so the
+# balancer and the generators are not preempted (BENCH_NICE=0 disables; needs root).
+BENCH_NICE=${BENCH_NICE:--20}
+# With CONFIG_SCHED_AUTOGROUP (sched_autogroup_enabled=1) CPU is shared between sessions first,
+# so a task's nice only matters inside its session: also set this session's autogroup nice,
+# and restore it on exit.
+AUTOGROUP_OLD=
+if [[ $BENCH_NICE != 0 ]]; then
+  renice -n "$BENCH_NICE" -p $$ >/dev/null 2>&1 || log "warning: could not renice to $BENCH_NICE"
+  if [[ $(cat /proc/sys/kernel/sched_autogroup_enabled 2>/dev/null) == 1 && -w /proc/$$/autogroup ]]; then
+    AUTOGROUP_OLD=$(awk '{print $3}' /proc/$$/autogroup)
+    echo "$BENCH_NICE" >/proc/$$/autogroup 2>/dev/null || AUTOGROUP_OLD=
+  fi
+fi
+LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
+
+HARD=$(ulimit -Hn)
+ulimit -n "$HARD"
+((HARD >= 2 * IDLE_N + 200)) || log "warning: fd hard limit $HARD < 2*$IDLE_N+200; the idle test may fail"
+
+WORK=$(mktemp -d /tmp/l4lb-bench.XXXXXX)
+cd "$WORK"   # nothing the script runs may drop files into the caller's directory
+RAW="$WORK/raw.tsv"
+# Use a private copy of the binary: the shared tree may be rebuilt while we run.
+cp "$L4LB_BIN" "$WORK/l4lb-bin"
+L4LB_ID="$("$L4LB_BIN" --version 2>&1) ($L4LB_BIN, built $(date -u -r "$L4LB_BIN" +%Y-%m-%dT%H:%M:%SZ), sha256 $(sha256sum "$L4LB_BIN" | cut -c1-12)"
+if [[ $L4LB_BIN == "$ROOT_DIR"/* ]]; then
+  L4LB_ID+=", tree at git $(git -C "$ROOT_DIR" rev-parse --short HEAD 2>/dev/null)$(git -C "$ROOT_DIR" diff --quiet -- src include 2>/dev/null || echo ' + uncommitted changes in src/include')"
+fi
+L4LB_ID+="${L4LB_DESC:+, $L4LB_DESC})"
+L4LB_BIN_ORIG=$L4LB_BIN
+L4LB_BIN="$WORK/l4lb-bin"
+: >"$RAW"
+on_exit() {
+  local rc=$?
+  cleanup_all
+  if [[ -n ${AUTOGROUP_OLD:-} ]]; then echo "$AUTOGROUP_OLD" >/proc/$$/autogroup 2>/dev/null || true; fi
+  if ((KEEP)) || ((rc != 0)); then log "work directory kept: $WORK"; else rm -rf "$WORK"; fi
+  exit $rc
+}
+trap on_exit EXIT
+trap 'exit 130' INT TERM
+
+# raw LB REP TEST KEY VALUE
+raw() { printf '%s\t%s\t%s\t%s\t%s\n' "$@" >>"$RAW"; }
+
+# ---- measurements ------------------------------------------------------------------------
+
+# Take a snapshot of balancer CPU (ticks, ns) and the LB core's busy jiffies.
+snap() {
+  if [[ -n ${LB_PID:-} ]]; then S_TICKS=$(cpu_ticks "$LB_PID"); S_NS=$(cpu_ns "$LB_PID"); else S_TICKS=0; S_NS=0; fi
+  S_CORE=$(core_busy "$LB_CPU")
+  S_WALL=$EPOCHREALTIME
+}
+# record deltas since snap as lb_cpu_s (stat), lb_cpu_ns_s (schedstat), core_s (/proc/stat cpuN)
+record_cpu() {
+  local lb=$1 rep=$2 test=$3 t0=$S_TICKS n0=$S_NS c0=$S_CORE w0=$S_WALL
+  snap
+  raw "$lb" "$rep" "$test" wall_s "$(awk -v a="$w0" -v b="$S_WALL" 'BEGIN{printf "%.3f", b-a}')"
+  if [[ -n ${LB_PID:-} ]]; then
+    raw "$lb" "$rep" "$test" lb_cpu_s "$(awk -v a="$t0" -v b="$S_TICKS" -v h="$CLK_TCK" 'BEGIN{printf "%.4f", (b-a)/h}')"
+    raw "$lb" "$rep" "$test" lb_cpu_sched_s "$(awk -v a="$n0" -v b="$S_NS" 'BEGIN{printf "%.6f", (b-a)/1e9}')"
+  fi
+  raw "$lb" "$rep" "$test" core_s "$(awk -v a="$c0" -v b="$S_CORE" -v h="$CLK_TCK" 'BEGIN{printf "%.4f", (b-a)/h}')"
+}
+
+run_bulk() {  # LB REP STREAMS
+  local lb=$1 rep=$2 n=$3 out="$WORK/iperf-$1-$2-$3.json"
+  snap
+  timeout $((BULK_T + 20)) taskset -c "$GEN_CPU" iperf3 -c 127.0.0.1 -p "$LB_PORT_BULK" \
+    -t "$BULK_T" -P "$n" -J >"$out" 2>&1 || { log "iperf3 failed ($lb, $n streams): $(head -c 300 "$out")"; return 0; }
+  record_cpu "$lb" "$rep" "bulk$n"
+  python3 - "$out" "$lb" "$rep" "bulk$n" >>"$RAW" <<'EOF'
+import json, sys
+d = json.load(open(sys.argv[1]))
+if "error" in d:
+    sys.stderr.write("iperf3: %s\n" % d["error"]); sys.exit(0)
+r = d["end"]["sum_received"]
+print("%s\t%s\t%s\tbytes\t%d" % (sys.argv[2], sys.argv[3], sys.argv[4], r["bytes"]))
+print("%s\t%s\t%s\tgbps\t%.3f" % (sys.argv[2], sys.argv[3], sys.argv[4], r["bits_per_second"] / 1e9))
+print("%s\t%s\t%s\tseconds\t%.3f" % (sys.argv[2], sys.argv[3], sys.argv[4], r["seconds"]))
+EOF
+  sleep 0.5
+}
+
+run_wrk() {  # LB REP ka|nc
+  local lb=$1 rep=$2 mode=$3 out="$WORK/wrk-$1-$2-$3.txt" args
+  args=(-c"$WRK_C" -t1 -d"${WRK_T}s" --latency --timeout 5s)
+  [[ $mode == nc ]] && args+=(-H "Connection: close")
+  snap
+  timeout $((WRK_T + 20)) taskset -c "$GEN_CPU" wrk "${args[@]}" "http://127.0.0.1:$LB_PORT_HTTP/" >"$out" 2>&1 \
+    || { log "wrk failed ($lb, $mode): $(head -c 300 "$out")"; return 0; }
+  record_cpu "$lb" "$rep" "$mode"
+  python3 - "$out" "$lb" "$rep" "$mode" >>"$RAW" <<'EOF'
+import re, sys
+t = open(sys.argv[1]).read()
+key = "\t".join(sys.argv[2:5])
+def ms(v, u):
+    return float(v) * {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 6e4}[u]
+m = re.search(r"(\d+) requests in ([\d.]+)(\w+)", t)
+if not m:
+    sys.stderr.write("wrk output not understood:\n" + t); sys.exit(0)
+print("%s\trequests\t%s" % (key, m.group(1)))
+m2 = re.search(r"Requests/sec:\s+([\d.]+)", t)
+if m2: print("%s\trps\t%s" % (key, m2.group(1)))
+for p in ("50", "99"):
+    m3 = re.search(r"^\s+%s%%\s+([\d.]+)(us|ms|s|m)\s*$" % p, t, re.M)
+    if m3: print("%s\tp%s_ms\t%.4f" % (key, p, ms(m3.group(1), m3.group(2))))
+e = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", t)
+errs = sum(int(x) for x in e.groups()) if e else 0
+n2 = re.search(r"Non-2xx or 3xx responses: (\d+)", t)
+errs += int(n2.group(1)) if n2 else 0
+print("%s\terrors\t%d" % (key, errs))
+EOF
+  sleep 0.5
+}
+
+run_idle() {  # LB REP
+  local lb=$1 rep=$2 ready="$WORK/idle-ready" cpid i est
+  local rss0=0 fd0=0 rss1=0 fd1=0 slab0 slab1 tm0 tm1
+  rm -f "$ready"
+  # Wait for sockets of earlier runs to be gone so the deltas are ours.
+  for ((i = 0; i < 50; i++)); do (($(established_on "$P_HTTP") == 0)) && break; sleep 0.1; done
+  sleep 0.5
+  if [[ -n ${LB_PID:-} ]]; then rss0=$(rss_kib "$LB_PID"); fd0=$(fd_count "$LB_PID"); fi
+  slab0=$(slab_kib); tm0=$(tcp_mem_pages)
+  start_bg idle-client taskset -c "$GEN_CPU" python3 "$BENCH_DIR/idle_client.py" 127.0.0.1 "$LB_PORT_HTTP" "$IDLE_N" "$ready"
+  cpid=$LASTPID
+  for ((i = 0; i < 600; i++)); do
+    [[ -s $ready ]] && break
+    kill -0 "$cpid" 2>/dev/null || break
+    sleep 0.1
+  done
+  if [[ ! -s $ready ]]; then
+    log "idle client failed ($lb): $(tail -c 300 "$WORK/idle-client.log")"
+    stop_pid "$cpid"; return 0
+  fi
+  # All client connects done; wait until the backend holds them all (through the balancer).
+  for ((i = 0; i < 300; i++)); do
+    est=$(established_on "$P_HTTP")
+    ((est >= IDLE_N)) && break
+    sleep 0.1
+  done
+  sleep 1.5
+  if [[ -n ${LB_PID:-} ]]; then rss1=$(rss_kib "$LB_PID"); fd1=$(fd_count "$LB_PID"); fi
+  slab1=$(slab_kib); tm1=$(tcp_mem_pages)
+  est=$(established_on "$P_HTTP")
+  raw "$lb" "$rep" idle conns "$est"
+  raw "$lb" "$rep" idle connect_s "$(awk '{print $2}' "$ready")"
+  if [[ -n ${LB_PID:-} ]]; then
+    raw "$lb" "$rep" idle rss_kib_per_conn "$(awk -v a="$rss0" -v b="$rss1" -v n="$IDLE_N" 'BEGIN{printf "%.3f", (b-a)/n}')"
+    raw "$lb" "$rep" idle fds_per_conn "$(awk -v a="$fd0" -v b="$fd1" -v n="$IDLE_N" 'BEGIN{printf "%.3f", (b-a)/n}')"
+    raw "$lb" "$rep" idle rss_kib_before "$rss0"
+  fi
+  raw "$lb" "$rep" idle slab_kib_per_conn "$(awk -v a="$slab0" -v b="$slab1" -v n="$IDLE_N" 'BEGIN{printf "%.3f", (b-a)/n}')"
+  raw "$lb" "$rep" idle tcpmem_kib_per_conn "$(awk -v a="$tm0" -v b="$tm1" -v n="$IDLE_N" 'BEGIN{printf "%.3f", (b-a)*4/n}')"
+  stop_pid "$cpid"
+  # Let the balancer close its side before the next run.
+  for ((i = 0; i < 100; i++)); do (($(established_on "$P_HTTP") == 0)) && break; sleep 0.1; done
+}
+
+# CPU use of everything else (both cores, % over 1 s) while this benchmark is idle, in BG_PCT.
+# With --wait-quiet S, wait up to S seconds (over the whole run) for it to drop below 25%.
+bg_busy() {
+  local a b
+  a=$(awk '$1 ~ /^cpu[0-9]/ {busy += $2 + $3 + $4 + $7 + $8 + $9; tot += $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9} END {print busy, tot}' /proc/stat)
+  sleep 1
+  b=$(awk '$1 ~ /^cpu[0-9]/ {busy += $2 + $3 + $4 + $7 + $8 + $9; tot += $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9} END {print busy, tot}' /proc/stat)
+  BG_PCT=$(awk -v a="$a" -v b="$b" 'BEGIN {split(a, x, " "); split(b, y, " "); d = y[2] - x[2]; printf "%.0f", (d > 0 ? 100 * (y[1] - x[1]) / d : 0)}')
+}
+wait_quiet() {
+  bg_busy
+  while ((BG_PCT > 25 && QUIET_LEFT > 0)); do
+    log "machine busy (${BG_PCT}%), waiting (up to ${QUIET_LEFT}s more)"
+    sleep 4; QUIET_LEFT=$((QUIET_LEFT - 5)); QUIET_WAITED=$((QUIET_WAITED + 5))
+    bg_busy
+  done
+}
+
+has_test() { [[ ",$TESTS," == *",$1,"* ]]; }
+
+# ---- run -----------------------------------------------------------------------------------
+
+log "work dir $WORK; repeats $REPEATS; bulk ${BULK_T}s; wrk ${WRK_T}s; idle $IDLE_N conns; balancers $ONLY"
+T_START=$SECONDS
+start_backends
+sleep 0.5
+IFS=, read -r -a LBS <<<"$ONLY"
+PER_LB_EST=$((  $(has_test bulk1 && echo "$BULK_T" || echo 0) + $(has_test bulk8 && echo "$BULK_T" || echo 0) \
+  + $(has_test ka && echo "$WRK_T" || echo 0) + $(has_test nc && echo "$WRK_T" || echo 0) \
+  + $(has_test idle && echo 8 || echo 0) + 4 ))
+DONE_REPS=0
+for ((rep = 1; rep <= REPEATS; rep++)); do
+  # stay inside the time budget: never start a round that would overrun it
+  # (time spent in --wait-quiet does not count: the run is bounded by BUDGET + that wait)
+  if ((rep > 1 && SECONDS - T_START - QUIET_WAITED + PER_LB_EST * ${#LBS[@]} > BUDGET)); then
+    log "time budget (${BUDGET}s) reached: stopping after $DONE_REPS repeats"
+    break
+  fi
+  # rotate the order each repeat, so no balancer always runs in the same slot of a round
+  ORDER=("${LBS[@]:$(((rep - 1) % ${#LBS[@]}))}" "${LBS[@]:0:$(((rep - 1) % ${#LBS[@]}))}")
+  for lb in "${ORDER[@]}"; do
+    wait_quiet
+    log "repeat $rep/$REPEATS: $lb (other load: ${BG_PCT}% of both CPUs)"
+    raw "$lb" "$rep" round bg_pct "$BG_PCT"
+    start_lb "$lb"
+    has_test bulk1 && run_bulk "$lb" "$rep" 1
+    has_test bulk8 && run_bulk "$lb" "$rep" 8
+    has_test ka && run_wrk "$lb" "$rep" ka
+    has_test nc && run_wrk "$lb" "$rep" nc
+    has_test idle && run_idle "$lb" "$rep"
+    stop_lb
+  done
+  DONE_REPS=$rep
+done
+ELAPSED=$((SECONDS - T_START))
+cleanup_all
+
+# ---- report ------------------------------------------------------------------------------
+{
+  echo "date=$(date -u +%Y-%m-%dT%H:%M:%SZ)"
+  echo "cpu=$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo) ($(nproc) CPUs)"
+  echo "kernel=$(uname -r) (TCP congestion control: $(cat /proc/sys/net/ipv4/tcp_congestion_control))"
+  echo "os=$(. /etc/os-release && echo "$PRETTY_NAME")"
+  echo "haproxy=$(haproxy -v 2>&1 | head -1)"
+  echo "nginx=$(nginx -v 2>&1)"
+  echo "iperf3=$(iperf3 -v 2>&1 | head -1)"
+  echo "wrk=$(wrk -v 2>&1 | head -1 | awk '{print $1, $2}')"
+  echo "l4lb=$L4LB_ID"
+  echo "repeats=$DONE_REPS"
+  echo "bulk_t=$BULK_T"
+  echo "wrk_t=$WRK_T"
+  echo "wrk_c=$WRK_C"
+  echo "idle_n=$IDLE_N"
+  echo "elapsed=$ELAPSED"
+  echo "quiet_waited=$QUIET_WAITED"
+  echo "load=$LOAD_BEFORE before, $(cut -d' ' -f1-3 /proc/loadavg) after (1/5/15-min load averages)"
+  echo "nice=$BENCH_NICE$([[ -n $AUTOGROUP_OLD ]] && echo ' (process and session autogroup)')"
+  echo "quick=$QUICK"
+  echo "lb_cpu=$LB_CPU"
+  echo "gen_cpu=$GEN_CPU"
+  echo "cmdline=$([[ $L4LB_BIN_ORIG != "$ROOT_DIR/build/l4lb" ]] && echo "L4LB_BIN=$L4LB_BIN_ORIG ")bench/run.sh$( ((QUICK)) && echo ' --quick')$( ((QUIET_ARG)) && echo " --wait-quiet $QUIET_ARG")"
+  echo "ports=iperf3 $P_IPERF, http backend $P_HTTP, balancer bulk $P_LB_BULK, balancer http $P_LB_HTTP"
+} >"$WORK/meta.txt"
+python3 "$BENCH_DIR/report.py" --raw "$RAW" --meta "$WORK/meta.txt" --configs "$WORK" --out "$OUT"
+cp "$RAW" "${OUT%.md}.raw.tsv"
+log "done in ${ELAPSED}s: $OUT (raw: ${OUT%.md}.raw.tsv)"

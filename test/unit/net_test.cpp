@@ -1,0 +1,52 @@
+// Sockets: what l4lb's listening sockets hand down to the clients they accept.
+#include <doctest/doctest.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+
+#include <string>
+
+#include "l4lb/net.hpp"
+
+using namespace l4lb;
+
+namespace {
+int opt(int fd, int level, int name) {
+  int v = -1;
+  socklen_t len = sizeof v;
+  ::getsockopt(fd, level, name, &v, &len);
+  return v;
+}
+}  // namespace
+
+TEST_CASE("accepted clients have TCP_NODELAY and SO_KEEPALIVE without a setsockopt each") {
+  Address any;
+  std::string err;
+  REQUIRE(parse_address("127.0.0.1:0", any, err, true));
+  UniqueFd listener = listen_tcp(any);
+  REQUIRE(listener);
+  Address bound = local_address(listener.get());
+  bool in_progress = false;
+  UniqueFd client = connect_tcp(bound, in_progress);
+  REQUIRE(client);
+  UniqueFd accepted;
+  Address peer;
+  for (int i = 0; i < 1000 && !accepted; ++i) accepted = accept_tcp(listener.get(), peer);
+  REQUIRE(accepted);
+  CHECK(opt(accepted.get(), IPPROTO_TCP, TCP_NODELAY) == 1);
+  CHECK(opt(accepted.get(), SOL_SOCKET, SO_KEEPALIVE) == 1);
+  CHECK(opt(client.get(), IPPROTO_TCP, TCP_NODELAY) == 1);  // the backend side sets its own
+  CHECK(opt(client.get(), SOL_SOCKET, SO_KEEPALIVE) == 1);
+}
+
+TEST_CASE("a second listener on the same address fails unless both share SO_REUSEPORT") {
+  Address any;
+  std::string err;
+  REQUIRE(parse_address("127.0.0.1:0", any, err, true));
+  UniqueFd first = listen_tcp(any, true);
+  REQUIRE(first);
+  Address bound = local_address(first.get());
+  UniqueFd second = listen_tcp(bound, true);  // another worker's socket
+  CHECK(second);
+  UniqueFd third = listen_tcp(bound, false);  // another l4lb instance, say
+  CHECK_FALSE(third);
+}

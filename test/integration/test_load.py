@@ -413,7 +413,7 @@ def test_60000_short_connections_rss_and_fds_back():
     rss1 = lb.rss_kib()
     live = live_counts(admin_port)
     assert live[0] == 0 and not any(live[1]), f"live counts {live} after all clients closed"
-    assert rss1 - rss0 < 8 * 1024, (f"RSS {rss0} -> {rss1} KiB (+{rss1 - rss0} KiB, peak {peak}) "
+    assert h.SANITIZED or rss1 - rss0 < 8 * 1024, (f"RSS {rss0} -> {rss1} KiB (+{rss1 - rss0} KiB, peak {peak}) "
                                     f"after {done} short connections")
     note = "" if done >= total else f" (only {done} of {total} fit in {budget:.0f}s)"
     return (f"{done} connections in {dt:.1f}s = {done / dt:.0f}/s{note}, 0 failed, max latency "

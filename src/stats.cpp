@@ -70,7 +70,7 @@ ojson backend_json(const Backend& b, const ServiceConfig& sc) {
   const BackendCounters c = b.totals();
   ojson history = ojson::array();
   for (const auto& t : hr.history)
-    history.push_back(ojson{{"at", rfc3339(t.at)}, {"state", to_string(t.to)}, {"reason", t.reason}});
+    history.push_back(ojson{{"at", rfc3339(t.at)}, {"from", to_string(t.from)}, {"state", to_string(t.to)}, {"reason", t.reason}});
   return ojson{
       {"address", b.config.address_text},
       {"state", backend_state(b, sc)},

@@ -137,7 +137,7 @@ TEST_CASE("stats: the JSON of INTERFACE.md, every key present") {
   CHECK(a["last_check_error"].is_null());
   CHECK(a["health_checks"] == json{{"success", 10}, {"failure", 1}});
   REQUIRE(a["history"].size() == 2);
-  CHECK(a["history"][0] == json{{"at", "2025-12-31T23:58:20Z"}, {"state", "down"}, {"reason", "connect: refused"}});
+  CHECK(a["history"][0] == json{{"at", "2025-12-31T23:58:20Z"}, {"from", "unknown"}, {"state", "down"}, {"reason", "connect: refused"}});
   CHECK(a["history"][1]["state"] == "up");
   const json& b = web["backends"][1];
   CHECK(b["state"] == "down");

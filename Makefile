@@ -5,6 +5,7 @@
 #   make deps              installs the Debian packages (scripts/install-deps.sh)
 
 CXX      ?= g++
+MAKEFLAGS += -j$(shell nproc 2>/dev/null || echo 2)
 PREFIX   ?= /usr/local
 DESTDIR  ?=
 SBINDIR  ?= $(PREFIX)/sbin
@@ -59,7 +60,7 @@ $(BUILD)/l4lb-testd: $(TESTD_OBJ)
 $(BUILD)/unit-tests: $(UNIT_OBJ) $(BUILD)/libl4lb.a
 	$(CXX) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(BUILD)/obj/%.o: %.cpp $(BUILD)/flags
+$(BUILD)/obj/%.o: %.cpp $(BUILD)/flags | check-deps
 	@mkdir -p $(@D)
 	$(CXX) $(CPPFLAGS) $(CXXFLAGS) -c -o $@ $<
 

@@ -40,7 +40,7 @@ UNIT_OBJ := $(UNIT_SRC:%.cpp=$(BUILD)/obj/%.o)
 TESTD_SRC := $(wildcard test/testd/*.cpp)
 TESTD_OBJ := $(TESTD_SRC:%.cpp=$(BUILD)/obj/%.o)
 
-.PHONY: all test unit integration demo deps clean install check-deps bench
+.PHONY: all test unit integration demo deps clean install check-deps bench fuzz valgrind
 all: check-deps $(BUILD)/l4lb $(BUILD)/l4lb-testd
 
 # From a fresh clone the first build installs what is missing (idempotent, fast when done).
@@ -80,6 +80,18 @@ $(BUILD)/select-bench: $(BUILD)/obj/bench/select_bench.o $(BUILD)/libl4lb.a
 
 bench: $(BUILD)/select-bench
 	$(BUILD)/select-bench --runs 9
+
+FUZZ_SECONDS ?= 30
+# libFuzzer targets (clang, ASan+UBSan) in build/fuzz, FUZZ_SECONDS each; a crash is
+# saved to test/fuzz/regressions/ (replayed on every run) and fails the target.
+fuzz:
+	@scripts/install-deps.sh --test
+	@scripts/fuzz.sh $(FUZZ_SECONDS)
+
+# Integration subset with l4lb under valgrind memcheck (errors or definite leaks fail).
+valgrind: all
+	@scripts/install-deps.sh --test
+	@scripts/valgrind.sh $(BUILD)
 
 demo:
 	@scripts/demo.sh

@@ -19,11 +19,11 @@ def _cpu_seconds(pid: int) -> float:
 def test_fd_exhaustion_no_spin_and_recovery():
     echo = h.start_backend("echo")
     lb = h.start_service([echo], retries=0)
-    limit = 64
+    limit = 256
     resource.prlimit(lb.pid, resource.RLIMIT_NOFILE, (limit, limit))
 
     held = []
-    for _ in range(120):  # far more clients than 64 fds can serve
+    for _ in range(600):  # far more clients than 256 fds can serve
         try:
             s = socket.create_connection(("127.0.0.1", lb.port), timeout=1)
             held.append(s)

@@ -312,6 +312,42 @@ def wait_closed(s: socket.socket, timeout: float) -> str:
             return "eof"
 
 
+class PacedSender:
+    """Sends TOTAL bytes on S in CHUNK-byte blocks with PAUSE seconds between them, from a
+    thread (a transfer that is still in flight when the test acts), then shuts down
+    writing. .sent, .error, .done; .sha256 is the hex digest of what was sent."""
+
+    def __init__(self, s: socket.socket, total: int, chunk: int = 256 * 1024,
+                 pause: float = 0.012):
+        self.sent, self.error, self.done = 0, None, False
+        self._hash = hashlib.sha256()
+        pattern = os.urandom(4 << 20)
+
+        def run():
+            try:
+                while self.sent < total:
+                    off = self.sent % len(pattern)
+                    block = pattern[off:off + chunk]
+                    s.sendall(block)
+                    self._hash.update(block)
+                    self.sent += len(block)
+                    time.sleep(pause)
+                s.shutdown(socket.SHUT_WR)
+                self.done = True
+            except OSError as e:
+                self.error = e
+
+        self._thread = threading.Thread(target=run, daemon=True)
+        self._thread.start()
+
+    @property
+    def sha256(self) -> str:
+        return self._hash.hexdigest()
+
+    def join(self, timeout: float) -> None:
+        self._thread.join(timeout)
+
+
 def is_port_free(port: int, host: str = "127.0.0.1") -> bool:
     """True if nothing listens on host:port (a connect is refused)."""
     try:

@@ -240,43 +240,24 @@ def test_removed_backend_open_transfer_finishes():
     old = h.start_backend("digest", name="old")
     new = h.start_backend("id", name="new")
     lb = h.start_service([old])
-    total, chunk = 48 * MiB, 256 * 1024
-    pattern = os.urandom(4 * MiB)
-    state = {"sent": 0, "error": None, "done": False}
-    sent_hash = hashlib.sha256()
+    total = 48 * MiB
     s = h.connect(lb.listen, timeout=30.0)
-
-    def sender():
-        try:
-            while state["sent"] < total:
-                off = state["sent"] % len(pattern)
-                block = pattern[off:off + chunk]
-                s.sendall(block)
-                sent_hash.update(block)
-                state["sent"] += len(block)
-                time.sleep(0.012)  # ~20 MiB/s: the transfer takes ~2.5 s
-            s.shutdown(socket.SHUT_WR)
-            state["done"] = True
-        except OSError as e:
-            state["error"] = e
-
-    t = threading.Thread(target=sender, daemon=True)
-    t.start()
-    h.eventually(lambda: state["sent"] >= 8 * MiB or state["error"], timeout=20.0,
+    tx = h.PacedSender(s, total)  # ~20 MiB/s: still in flight when the test acts
+    h.eventually(lambda: tx.sent >= 8 * MiB or tx.error, timeout=20.0,
                  msg="8 MiB sent")
-    assert state["error"] is None, f"send failed before the reload: {state['error']!r}"
+    assert tx.error is None, f"send failed before the reload: {tx.error!r}"
     _reload(lb, h.config(h.service(lb.listen, [new])))
-    at_reload = state["sent"]
-    assert not state["done"], "the transfer finished before the reload; nothing was tested"
+    at_reload = tx.sent
+    assert not tx.done, "the transfer finished before the reload; nothing was tested"
     # New connections go to the new backend at once.
     assert _names(lb.listen, 3) == ["new"] * 3
 
-    t.join(30)
-    assert state["error"] is None, \
-        f"send failed after the reload at {state['sent']} bytes: {state['error']!r}"
-    assert state["done"], f"sender stuck at {state['sent']} bytes"
+    tx.join(30)
+    assert tx.error is None, \
+        f"send failed after the reload at {tx.sent} bytes: {tx.error!r}"
+    assert tx.done, f"sender stuck at {tx.sent} bytes"
     answer = h.recv_all(s, timeout=15.0)
-    expected = f"{total} {sent_hash.hexdigest()}\n".encode()
+    expected = f"{total} {tx.sha256}\n".encode()
     assert answer == expected, f"digest from the removed backend: expected {expected!r}, got {answer!r}"
     return f"reload at {at_reload / MiB:.0f} of {total / MiB:.0f} MiB"
 

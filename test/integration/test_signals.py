@@ -1,10 +1,7 @@
 """Graceful stop on SIGTERM and the forced stop on a second SIGTERM."""
 
-import hashlib
-import os
 import signal
 import socket
-import threading
 import time
 
 import harness as h
@@ -16,32 +13,13 @@ MiB = 1 << 20
 def test_sigterm_lets_inflight_transfer_finish():
     digest = h.start_backend("digest")
     lb = h.start_service([digest], global_opts={"drain_timeout": "30s"})
-    total, chunk = 64 * MiB, 256 * 1024
-    pattern = os.urandom(4 * MiB)
-    state = {"sent": 0, "error": None, "done": False}
-    sent_hash = hashlib.sha256()
+    total = 64 * MiB
     s = h.connect(lb.listen, timeout=30.0)
-
-    def sender():
-        try:
-            while state["sent"] < total:
-                off = state["sent"] % len(pattern)
-                block = pattern[off:off + chunk]
-                s.sendall(block)
-                sent_hash.update(block)
-                state["sent"] += len(block)
-                time.sleep(0.012)  # ~20 MiB/s: the transfer takes ~3 s
-            s.shutdown(socket.SHUT_WR)
-            state["done"] = True
-        except OSError as e:
-            state["error"] = e
-
-    t = threading.Thread(target=sender, daemon=True)
-    t.start()
-    h.eventually(lambda: state["sent"] >= 12 * MiB or state["error"], timeout=20.0,
+    tx = h.PacedSender(s, total)  # ~20 MiB/s: still in flight when the test acts
+    h.eventually(lambda: tx.sent >= 12 * MiB or tx.error, timeout=20.0,
                  msg="12 MiB sent")
-    assert state["error"] is None, f"send failed before SIGTERM: {state['error']!r}"
-    at_term = state["sent"]
+    assert tx.error is None, f"send failed before SIGTERM: {tx.error!r}"
+    at_term = tx.sent
     lb.signal(signal.SIGTERM)
     assert at_term < total, "the transfer finished before SIGTERM; nothing was tested"
 
@@ -55,13 +33,13 @@ def test_sigterm_lets_inflight_transfer_finish():
         return False
 
     h.eventually(refused, timeout=1.0, interval=0.05, msg="new connections refused after SIGTERM")
-    assert not state["done"], "transfer finished before listeners closed; nothing was tested"
+    assert not tx.done, "transfer finished before listeners closed; nothing was tested"
 
-    t.join(30)
-    assert state["error"] is None, f"send failed after SIGTERM at {state['sent']} bytes: {state['error']!r}"
-    assert state["done"], f"sender stuck at {state['sent']} bytes"
+    tx.join(30)
+    assert tx.error is None, f"send failed after SIGTERM at {tx.sent} bytes: {tx.error!r}"
+    assert tx.done, f"sender stuck at {tx.sent} bytes"
     answer = h.recv_all(s, timeout=15.0)
-    expected = f"{total} {sent_hash.hexdigest()}\n".encode()
+    expected = f"{total} {tx.sha256}\n".encode()
     assert answer == expected, f"digest after drain: expected {expected!r}, got {answer!r}"
     rc = lb.wait(10)
     assert rc == 0, f"l4lb exited with {rc} after the drain"

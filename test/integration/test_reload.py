@@ -2,7 +2,6 @@
 change nothing, new/removed services, algorithm changes, coalesced SIGHUPs."""
 
 import collections
-import hashlib
 import json
 import os
 import re

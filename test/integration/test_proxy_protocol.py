@@ -435,7 +435,7 @@ http {{
 }}
 """)
     args = [NGINX, "-p", d, "-c", conf, "-e", f"{d}/err.log",
-            "-g", f"daemon off; pid {d}/nginx.pid; error_log {d}/err.log;"]
+            "-g", f"daemon off; master_process off; pid {d}/nginx.pid; error_log {d}/err.log;"]
     chk = subprocess.run(args[:-2] + ["-t"], capture_output=True, text=True, timeout=10)
     assert chk.returncode == 0, f"nginx -t: {chk.stdout} {chk.stderr}"
     ng = _start_proc(args, "nginx")

@@ -30,12 +30,13 @@ void Service::report_health(Backend& b, bool ok, std::string_view reason, Log& l
   }
   const HealthCheckConfig& hc = config.health_check;
   HealthState before = b.health;
-  b.health = apply_check(before, b.health_streak, ok, {hc.healthy_threshold, hc.unhealthy_threshold});
-  if (b.health == before) return;
+  HealthState after =
+      apply_check(before, b.health_streak, ok, {hc.healthy_threshold, hc.unhealthy_threshold});
+  if (after == before) return;
 
-  rec.history.push_back({rec.last_check, before, b.health, std::string(reason)});
+  rec.history.push_back({rec.last_check, before, after, std::string(reason)});
   if (rec.history.size() > kHistory) rec.history.pop_front();
-  double moved = pool.refresh();
+  double moved = pool.set_health(b, after);  // rebuilds only if membership changed
   // consistent_hash: how much of the lookup table now maps elsewhere.
   std::string moved_text =
       config.algorithm == Algorithm::ConsistentHash ? fmt::format("{:.4f}", moved) : "-";

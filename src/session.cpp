@@ -142,6 +142,7 @@ bool Session::send_proxy_header() {
   }
   size_t sent = n > 0 ? static_cast<size_t>(n) : 0;
   if (sent == header.size()) return true;
+  errno = 0;
   if (!(up_.pipe = worker_.pipes().acquire()) ||
       ::write(up_.pipe.write_end.get(), header.data() + sent, header.size() - sent) !=
           static_cast<ssize_t>(header.size() - sent)) {

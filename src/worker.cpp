@@ -64,7 +64,7 @@ void Worker::start_session(std::shared_ptr<Service> service, UniqueFd client, co
   s->next = head_;
   if (head_) head_->prev = s;
   head_ = s;
-  sessions_.store(sessions_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+  ++sessions_;
   open_sessions->fetch_add(1, std::memory_order_relaxed);
   s->start();
   if (s->done()) reap(s);
@@ -74,11 +74,10 @@ void Worker::reap(Session* s) {
   if (s->prev) s->prev->next = s->next;
   else head_ = s->next;
   if (s->next) s->next->prev = s->prev;
-  size_t left = sessions_.load(std::memory_order_relaxed) - 1;
-  sessions_.store(left, std::memory_order_relaxed);
+  --sessions_;
   delete s;
   open_sessions->fetch_sub(1, std::memory_order_relaxed);
-  if (left == 0 && on_empty) on_empty();
+  if (sessions_ == 0 && on_empty) on_empty();
 }
 
 void Worker::close_all() {

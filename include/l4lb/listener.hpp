@@ -19,7 +19,6 @@ class Listener {
 
   const std::shared_ptr<Service>& service() const { return service_; }
   void set_service(std::shared_ptr<Service> s) { service_ = std::move(s); }
-  int fd() const { return fd_.get(); }
   // Accepts every client already waiting in the queue (before the listener closes on
   // a drain, so that none of them is reset).
   void accept_pending();

@@ -47,7 +47,6 @@ class Worker {
   void reap(Session* session);
   // Ends every open session at once (second SIGTERM, end of drain).
   void close_all();
-  size_t session_count() const { return sessions_.load(std::memory_order_relaxed); }
   // global.max_connections over every worker: past it new clients are closed at accept.
   size_t max_sessions = 65536;
   std::atomic<size_t>* open_sessions = &own_open_;  // the count over every worker
@@ -83,7 +82,7 @@ class Worker {
   double last_resource_warning_ = -1e9;
   TimerWatcher trim_timer_;  // gives unused pooled pipes back, once a second
   void on_trim();
-  std::atomic<size_t> sessions_{0};  // written here, read by the main thread
+  size_t sessions_ = 0;  // this worker's open sessions (open_sessions counts them all)
   std::atomic<size_t> own_open_{0};  // open_sessions of a worker alone
   std::mutex inbox_mu_;
   std::vector<std::function<void()>> inbox_;  // posted work, run by on_wake

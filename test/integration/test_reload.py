@@ -1,6 +1,7 @@
 """SIGHUP reload: listeners kept, backends swapped under load, state kept, rejected configs
 change nothing, new/removed services, algorithm changes, coalesced SIGHUPs."""
 
+import calendar
 import collections
 import json
 import os
@@ -472,3 +473,25 @@ def test_kept_backend_keeps_health_state():
     b = _stats_backend(_stats(admin), "web", dead)
     assert b.get("state") == "down", f"kept backend's state after the reload: {b}"
     assert b.get("weight") == 5, f"kept backend's weight not taken from the new file: {b}"
+
+
+def test_reload_of_a_few_services_completes_within_100ms():
+    backends = [h.start_backend("echo") for _ in range(4)]
+    services = [h.service(h.free_port(), backends[i:i + 2], name=f"s{i}",
+                          health_check={"type": "tcp", "interval": "1s"}) for i in range(3)]
+    lb = h.start_l4lb(h.config(*services))
+    worst = 0.0
+    for round_ in range(5):
+        services[round_ % 3]["backends"].reverse()  # a change each time
+        _write_atomic(lb.config_path, h.config(*services))
+        off = lb.log_offset()
+        t0 = time.time()
+        lb.signal(signal.SIGHUP)
+        line = lb.wait_for_log(r'msg="reload ok"', timeout=5, start=off)
+        # The line's own timestamp (ms) against the moment the signal was sent.
+        ts = re.search(r"ts=(\S+)Z", line).group(1)
+        logged = calendar.timegm(time.strptime(ts[:19], "%Y-%m-%dT%H:%M:%S")) + float("0" + ts[19:])
+        worst = max(worst, logged - t0)
+    limit = 0.5 if h.SANITIZED else 0.1
+    assert worst <= limit, f"a reload took {worst * 1000:.0f} ms (limit {limit * 1000:.0f} ms)"
+    return f"slowest of 5 reloads of 3 services: {worst * 1000:.0f} ms (log timestamps are in ms)"

@@ -39,12 +39,25 @@ UniqueFd connect_tcp(const Address& addr, bool& in_progress) {
   UniqueFd fd(::socket(addr.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
   if (!fd) return fd;
   set_proxy_options(fd.get());
+  int saved = 0;
   if (::connect(fd.get(), addr.sa(), addr.length) == 0) return fd;
   if (errno == EINPROGRESS) {
-    in_progress = true;
-    return fd;
+    // A backend on this host has usually answered before connect() returns (the kernel
+    // runs the whole loopback handshake inside the call): ask once, and skip the wait for
+    // writability (an epoll_ctl pair and a loop round) when it is already decided.
+    tcp_info info{};
+    socklen_t len = sizeof info;
+    if (::getsockopt(fd.get(), IPPROTO_TCP, TCP_INFO, &info, &len) != 0 ||
+        info.tcpi_state == TCP_SYN_SENT || info.tcpi_state == TCP_SYN_RECV) {
+      in_progress = true;
+      return fd;
+    }
+    if (info.tcpi_state != TCP_CLOSE) return fd;  // established (and maybe already closed by the peer)
+    saved = socket_error(fd.get());               // refused or unreachable, already
+    if (saved == 0) saved = ECONNREFUSED;
+  } else {
+    saved = errno;
   }
-  int saved = errno;
   fd.reset();
   errno = saved;
   return fd;

@@ -15,8 +15,10 @@ UniqueFd listen_tcp(const Address& addr, bool reuse_port = false, int backlog = 
 // accept4(SOCK_NONBLOCK|SOCK_CLOEXEC). Empty fd with errno set when nothing was accepted.
 UniqueFd accept_tcp(int listen_fd, Address& peer);
 
-// Starts a non-blocking connect. Returns the socket, with *IN_PROGRESS telling whether
-// the connect is still under way (EINPROGRESS) or already done. Empty fd + errno on failure.
+// Starts a non-blocking connect. Returns the socket, with IN_PROGRESS telling whether
+// the connect is still under way or already established (a loopback or same-host backend
+// usually answers within the call). Empty fd + errno on failure, including a refusal that
+// arrived within the call.
 UniqueFd connect_tcp(const Address& addr, bool& in_progress);
 
 // The pending error of a socket whose connect finished (SO_ERROR): 0 on success.

@@ -3,6 +3,7 @@
 #include <netinet/tcp.h>
 #include <sys/socket.h>
 
+#include <cerrno>
 #include <string>
 
 #include "l4lb/net.hpp"
@@ -49,4 +50,44 @@ TEST_CASE("a second listener on the same address fails unless both share SO_REUS
   CHECK(second);
   UniqueFd third = listen_tcp(bound, false);  // another l4lb instance, say
   CHECK_FALSE(third);
+}
+
+TEST_CASE("a loopback connect is settled (established or refused) when connect_tcp returns") {
+  Address any;
+  std::string err;
+  REQUIRE(parse_address("127.0.0.1:0", any, err, true));
+  UniqueFd listener = listen_tcp(any);
+  REQUIRE(listener);
+  Address bound = local_address(listener.get());
+  // The kernel runs the loopback handshake inside connect(): no wait for writability.
+  int settled = 0;
+  for (int i = 0; i < 20; ++i) {
+    bool in_progress = true;
+    UniqueFd client = connect_tcp(bound, in_progress);
+    REQUIRE(client);
+    if (in_progress) continue;
+    ++settled;
+    tcp_info info{};
+    socklen_t len = sizeof info;
+    REQUIRE(::getsockopt(client.get(), IPPROTO_TCP, TCP_INFO, &info, &len) == 0);
+    CHECK(info.tcpi_state == TCP_ESTABLISHED);
+    CHECK(::send(client.get(), "x", 1, MSG_NOSIGNAL) == 1);
+  }
+  CHECK(settled > 0);
+
+  // A closed port: the refusal also arrives within the call, as a failed connect_tcp.
+  Address closed = bound;
+  listener.reset();
+  int refused = 0;
+  for (int i = 0; i < 20; ++i) {
+    bool in_progress = true;
+    UniqueFd client = connect_tcp(closed, in_progress);
+    if (client) {
+      CHECK(in_progress);  // never "established" to a closed port
+      continue;
+    }
+    CHECK(errno == ECONNREFUSED);
+    ++refused;
+  }
+  CHECK(refused > 0);
 }

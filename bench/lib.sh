@@ -281,10 +281,15 @@ start_lb() {
     l4lb)
       gen_l4lb "$dir"
       start_bg "lb-$name" taskset -c "$LB_CPU" "$L4LB_BIN" -c "$dir/l4lb.yaml" ;;
+    floor)  # the yardstick: request/response only, so only the HTTP port
+      mkdir -p "$dir"
+      [[ -x $dir/floor_proxy ]] || ${CC:-cc} -O2 -o "$dir/floor_proxy" "$BENCH_DIR/floor_proxy.c" \
+        || die "could not compile bench/floor_proxy.c (set CC)"
+      start_bg "lb-$name" taskset -c "$LB_CPU" "$dir/floor_proxy" "$P_LB_HTTP" "$P_HTTP" ;;
     *) die "unknown balancer $name" ;;
   esac
   LB_PID=$LASTPID
-  if ! wait_listen "$P_LB_BULK" 10 || ! wait_listen "$P_LB_HTTP" 10; then
+  if { [[ $name != floor ]] && ! wait_listen "$P_LB_BULK" 10; } || ! wait_listen "$P_LB_HTTP" 10; then
     cat "$WORK/lb-$name.log" >&2 || true
     ss -Hltnp "( sport = :$P_LB_BULK or sport = :$P_LB_HTTP )" >&2 || true
     die "$name did not start listening on $P_LB_BULK/$P_LB_HTTP"

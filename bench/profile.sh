@@ -4,7 +4,7 @@
 #
 # usage: bench/profile.sh [--duration S] [--only LIST] [--out FILE] [--keep]
 #   --duration S   seconds per measured run (default 5)
-#   --only LIST    balancers, comma-separated, from: l4lb,haproxy,haproxy-splice,nginx
+#   --only LIST    balancers, comma-separated, from: l4lb,haproxy,haproxy-splice,nginx,floor
 #                  (default l4lb,haproxy,nginx)
 #   --out FILE     default bench/profile.md
 # env: L4LB_BIN, BENCH_PORT_BASE, BENCH_NICE as for bench/run.sh.

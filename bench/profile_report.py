@@ -5,7 +5,7 @@ import sys
 from collections import defaultdict
 
 TITLES = {"l4lb": "l4lb", "haproxy": "HAProxy (splice-auto)", "haproxy-splice": "HAProxy (forced splice)",
-          "nginx": "nginx stream"}
+          "nginx": "nginx stream", "floor": "floor (bench/floor_proxy.c)"}
 MODES = {"ka": "keep-alive (wrk -c64)", "nc": "new connection per request (Connection: close)"}
 
 

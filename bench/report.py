@@ -5,12 +5,13 @@ import os
 import statistics
 from collections import defaultdict
 
-LBS = ["direct", "haproxy", "haproxy-splice", "nginx", "l4lb"]
+LBS = ["direct", "haproxy", "haproxy-splice", "nginx", "floor", "l4lb"]
 TITLES = {
     "direct": "direct (no LB)",
     "haproxy": "HAProxy 2.6 (splice-auto)",
     "haproxy-splice": "HAProxy (forced splice)",
     "nginx": "nginx 1.22 stream",
+    "floor": "floor (bench/floor_proxy.c)",
     "l4lb": "l4lb",
 }
 PEERS = ["haproxy", "haproxy-splice", "nginx"]
@@ -255,6 +256,15 @@ def main():
 
         target_row("CPU/GB, 1 stream ≤ 0.8× best peer", "cpu_gb1", 0.8, 3)
         target_row("CPU/GB, 8 streams ≤ 0.8× best peer", "cpu_gb8", 0.8, 3)
+        for n in ("1", "8"):  # higher is better: l4lb must reach the fastest peer
+            v = med(m["gbps" + n].get("l4lb", []))
+            vals = [(med(m["gbps" + n].get(p, [])), p) for p in PEERS if m["gbps" + n].get(p)]
+            if v is not None and vals:
+                b, p = max(vals)
+                lm, bm = min(m["gbps" + n]["l4lb"]), min(m["gbps" + n][p])
+                w(f"| bulk Gbit/s, {n} stream{'s' if n != '1' else ''} ≥ every peer's | {fmt(v, 2)} | "
+                  f"{fmt(b, 2)} ({TITLES[p]}) | {v / b:.2f}× | {'yes' if v >= b else 'no'} | "
+                  f"{lm / bm:.2f}× |")
         p99 = med(m["p99_ms_ka"].get("l4lb", []))
         bp99, bp = best("p99_ms_ka")
         p99_ok = p99 is not None and bp99 is not None and p99 <= bp99
@@ -267,6 +277,30 @@ def main():
           f"{'yes' if rss is not None and rss <= 2 else 'no'} | |")
         w(f"| idle fds = 2 per connection | {fmt(fds, 2)} | — | — | "
           f"{'yes' if fds is not None and fds <= 2.01 else 'no'} | |")
+        w("")
+
+    floor_keys = [k for k in ("cpu_ka", "cpu_nc") if m[k].get("floor")]
+    if floor_keys:
+        w("### Against the floor")
+        w("")
+        w("`floor` is bench/floor_proxy.c: a proxy that makes only the syscalls no read/write proxy can "
+          "avoid (one recv and one send per message, one edge-triggered epoll_ctl per socket, no "
+          "half-close, no keepalive, no timers, no counters). It is not a product; it shows what the "
+          "kernel charges any user-space proxy here. A target below the floor (last column < 1.00×) "
+          "cannot be met by moving bytes through user space at all.")
+        w("")
+        w("| LB CPU per unit | floor | best peer ÷ floor | l4lb ÷ floor | target (× best peer) ÷ floor |")
+        w("|---|---|---|---|---|")
+        for key, label, limit, digits in (("cpu_ka", "µs per keep-alive request", 0.85, 2),
+                                          ("cpu_nc", "µs per new connection", 0.8, 1)):
+            if key not in floor_keys:
+                continue
+            f = med(m[key]["floor"])
+            vals = [(med(m[key].get(p, [])), p) for p in PEERS if m[key].get(p)]
+            b, p = min(vals) if vals else (None, None)
+            v = med(m[key].get("l4lb", []))
+            w(f"| {label} | {fmt(f, digits)} | {ratio(b, f)} ({TITLES[p] if p else '—'}) | {ratio(v, f)} | "
+              f"{ratio(limit * b if b else None, f)} ({limit}×) |")
         w("")
 
     w("### More detail (medians, min–max)")
@@ -308,6 +342,7 @@ def main():
     w(f"taskset -c {l} haproxy -db -f $WORK/haproxy-splice/haproxy.cfg   # forced splice")
     w(f"taskset -c {l} nginx -c $WORK/nginx/nginx.conf                  # stream, 1 worker")
     w(f"taskset -c {l} $L4LB_BIN -c $WORK/l4lb/l4lb.yaml")
+    w(f"taskset -c {l} $WORK/floor/floor_proxy $P_LB_HTTP $P_HTTP        # yardstick: cc -O2 bench/floor_proxy.c; ka and nc only")
     w("# load (CPU %s); PORT = balancer port, or the backend port for 'direct'" % g)
     w(f"taskset -c {g} iperf3 -c 127.0.0.1 -p $PORT -t {bt} -P 1 -J")
     w(f"taskset -c {g} iperf3 -c 127.0.0.1 -p $PORT -t {bt} -P 8 -J")

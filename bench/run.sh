@@ -4,7 +4,9 @@
 # usage: bench/run.sh [--quick] [--repeats N] [--only LIST] [--out FILE] [--keep]
 #   --quick        ~2 minutes: 1 repeat, short runs (default: 3 repeats, < 10 minutes)
 #   --repeats N    repeats per measurement (median and min–max are reported)
-#   --only LIST    comma-separated subset of: direct,haproxy,haproxy-splice,nginx,l4lb
+#   --only LIST    comma-separated subset of: direct,haproxy,haproxy-splice,nginx,floor,l4lb
+#                  (floor = bench/floor_proxy.c, the least any read/write proxy does per request:
+#                  a yardstick, run for the ka and nc tests only; it needs a C compiler)
 #   --tests LIST   comma-separated subset of: bulk1,bulk8,ka,nc,idle
 #   --out FILE     results file (default bench/results.md)
 #   --keep         keep the work directory (configs, logs, raw outputs) in /tmp
@@ -22,7 +24,7 @@ set -euo pipefail
 
 QUICK=0
 REPEATS=
-ONLY="direct,haproxy,haproxy-splice,nginx,l4lb"
+ONLY="direct,haproxy,haproxy-splice,nginx,floor,l4lb"
 TESTS="bulk1,bulk8,ka,nc,idle"
 OUT="$BENCH_DIR/results.md"
 KEEP=0
@@ -249,6 +251,15 @@ wait_quiet() {
 }
 
 has_test() { [[ ",$TESTS," == *",$1,"* ]]; }
+# runs LB TEST: whether TEST is measured for balancer LB (the floor proxy does request/response only)
+runs() { has_test "$2" && { [[ $1 != floor ]] || [[ $2 == ka || $2 == nc ]]; }; }
+# seconds one round of LB takes, roughly
+lb_seconds() {
+  local lb=$1
+  echo $(( $(runs "$lb" bulk1 && echo "$BULK_T" || echo 0) + $(runs "$lb" bulk8 && echo "$BULK_T" || echo 0) \
+    + $(runs "$lb" ka && echo "$WRK_T" || echo 0) + $(runs "$lb" nc && echo "$WRK_T" || echo 0) \
+    + $(runs "$lb" idle && echo 8 || echo 0) + 4 ))
+}
 
 # ---- run -----------------------------------------------------------------------------------
 
@@ -257,14 +268,13 @@ T_START=$SECONDS
 start_backends
 sleep 0.5
 IFS=, read -r -a LBS <<<"$ONLY"
-PER_LB_EST=$((  $(has_test bulk1 && echo "$BULK_T" || echo 0) + $(has_test bulk8 && echo "$BULK_T" || echo 0) \
-  + $(has_test ka && echo "$WRK_T" || echo 0) + $(has_test nc && echo "$WRK_T" || echo 0) \
-  + $(has_test idle && echo 8 || echo 0) + 4 ))
+ROUND_EST=0
+for lb in "${LBS[@]}"; do ROUND_EST=$((ROUND_EST + $(lb_seconds "$lb"))); done
 DONE_REPS=0
 for ((rep = 1; rep <= REPEATS; rep++)); do
   # stay inside the time budget: never start a round that would overrun it
   # (time spent in --wait-quiet does not count: the run is bounded by BUDGET + that wait)
-  if ((rep > 1 && SECONDS - T_START - QUIET_WAITED + PER_LB_EST * ${#LBS[@]} > BUDGET)); then
+  if ((rep > 1 && SECONDS - T_START - QUIET_WAITED + ROUND_EST > BUDGET)); then
     log "time budget (${BUDGET}s) reached: stopping after $DONE_REPS repeats"
     break
   fi
@@ -275,11 +285,11 @@ for ((rep = 1; rep <= REPEATS; rep++)); do
     log "repeat $rep/$REPEATS: $lb (other load: ${BG_PCT}% of both CPUs)"
     raw "$lb" "$rep" round bg_pct "$BG_PCT"
     start_lb "$lb"
-    has_test bulk1 && run_bulk "$lb" "$rep" 1
-    has_test bulk8 && run_bulk "$lb" "$rep" 8
-    has_test ka && run_wrk "$lb" "$rep" ka
-    has_test nc && run_wrk "$lb" "$rep" nc
-    has_test idle && run_idle "$lb" "$rep"
+    runs "$lb" bulk1 && run_bulk "$lb" "$rep" 1
+    runs "$lb" bulk8 && run_bulk "$lb" "$rep" 8
+    runs "$lb" ka && run_wrk "$lb" "$rep" ka
+    runs "$lb" nc && run_wrk "$lb" "$rep" nc
+    runs "$lb" idle && run_idle "$lb" "$rep"
     stop_lb
   done
   DONE_REPS=$rep

@@ -286,8 +286,10 @@ def main():
         w("`floor` is bench/floor_proxy.c: a proxy that makes only the syscalls no read/write proxy can "
           "avoid (one recv and one send per message, one edge-triggered epoll_ctl per socket, no "
           "half-close, no keepalive, no timers, no counters). It is not a product; it shows what the "
-          "kernel charges any user-space proxy here. A target below the floor (last column < 1.00×) "
-          "cannot be met by moving bytes through user space at all.")
+          "kernel charges a user-space proxy here for one recv and one send per message. A target below "
+          "the floor (last column < 1.00×) cannot be met by any proxy that moves bytes with those calls; "
+          "only fewer kernel crossings per message (batched submission such as io_uring) or forwarding "
+          "inside the kernel (BPF sockmap) could go lower.")
         w("")
         w("| LB CPU per unit | floor | best peer ÷ floor | l4lb ÷ floor | target (× best peer) ÷ floor |")
         w("|---|---|---|---|---|")

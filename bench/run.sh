@@ -325,4 +325,5 @@ cleanup_all
 } >"$WORK/meta.txt"
 python3 "$BENCH_DIR/report.py" --raw "$RAW" --meta "$WORK/meta.txt" --configs "$WORK" --out "$OUT"
 cp "$RAW" "${OUT%.md}.raw.tsv"
+cp "$WORK/meta.txt" "${OUT%.md}.meta"   # report.py --raw X.raw.tsv --meta X.meta regenerates X.md
 log "done in ${ELAPSED}s: $OUT (raw: ${OUT%.md}.raw.tsv)"

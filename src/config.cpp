@@ -253,11 +253,21 @@ class Reader {
  public:
   explicit Reader(Errors& errors) : errors_(errors) {}
 
-  // Reports MESSAGE at NODE. An empty value ("key:" then a newline) has the mark of
-  // the next token, which may be lines later: point at its key instead.
+  // Reports MESSAGE at NODE; an error about the value of a mapping key points at that
+  // key (INTERFACE.md's example, "12:7: ...weight: ...", puts the column on the key), which
+  // also keeps an empty value ("key:" then a newline, whose mark is the next token's) on
+  // its own line. Sequence items, keys and mappings point at themselves.
   void error(const YAML::Node& node, std::string_view message) {
+    const YAML::Mark mark = node.Mark();
+    bool is_value = !key_mark_.is_null() && mark.pos == value_pos_;
+    errors_.add(is_value ? key_mark_ : mark, path_, message);
+  }
+  // Reports MESSAGE at the key KEY of mapping NODE (or at NODE if it has no such key).
+  void error_at_key(const YAML::Node& node, std::string_view key, std::string_view message) {
     YAML::Mark mark = node.Mark();
-    if (node.IsNull() && !key_mark_.is_null() && mark.line != key_mark_.line) mark = key_mark_;
+    if (node.IsMap())
+      for (const auto& pair : node)
+        if (pair.first.IsScalar() && pair.first.Scalar() == key) mark = pair.first.Mark();
     errors_.add(mark, path_, message);
   }
 
@@ -302,6 +312,7 @@ class Reader {
   template <class T, size_t N>
   void map(const YAML::Node& node, const Key<T> (&keys)[N], T& out) {
     if (!node.IsMap()) return expected(node, "a mapping");
+    ValueScope outer(*this);  // errors about this mapping's own keys point at them
     auto find = [&](const YAML::Node& k) -> const Key<T>* {
       for (const auto& key : keys)
         if (k.IsScalar() && key.name == k.Scalar()) return &key;
@@ -311,8 +322,8 @@ class Reader {
     for (const auto& pair : node)
       if (const Key<T>* key = find(pair.first)) present[key - keys] = true;
     for (size_t i = 0; i < N; ++i)
-      if (keys[i].required && !present[i])
-        error(node, "missing required key \"" + std::string(keys[i].name) + "\"");
+      if (keys[i].required && !present[i])  // at the mapping that lacks it
+        errors_.add(node.Mark(), path_, "missing required key \"" + std::string(keys[i].name) + "\"");
 
     int first_line[N] = {};
     for (const auto& pair : node) {
@@ -329,9 +340,8 @@ class Reader {
         error(k, "duplicate key (first at line " + std::to_string(line) + ")");
       } else {
         line = k.Mark().line + 1;
-        const YAML::Mark outer = std::exchange(key_mark_, k.Mark());
+        ValueScope value(*this, k.Mark(), pair.second.Mark().pos);
         key->read(*this, pair.second, out);
-        key_mark_ = outer;
       }
     }
   }
@@ -340,6 +350,7 @@ class Reader {
   template <class F>
   void sequence(const YAML::Node& node, F&& read) {
     if (!node.IsSequence()) return expected(node, "a sequence");
+    ValueScope items(*this);  // an item points at itself
     for (size_t i = 0; i < node.size(); ++i) {
       Scope scope(*this, i);
       read(node[i]);
@@ -465,9 +476,28 @@ class Reader {
     return best ? ", did you mean \"" + std::string(best->name) + "\"?" : "";
   }
 
+  // While a key's value is read: that key's mark and the value's position (see error()).
+  class ValueScope {
+   public:
+    explicit ValueScope(Reader& r, YAML::Mark key = YAML::Mark::null_mark(), int pos = -1)
+        : r_(r), key_(std::exchange(r.key_mark_, key)), pos_(std::exchange(r.value_pos_, pos)) {}
+    ~ValueScope() {
+      r_.key_mark_ = key_;
+      r_.value_pos_ = pos_;
+    }
+    ValueScope(const ValueScope&) = delete;
+    ValueScope& operator=(const ValueScope&) = delete;
+
+   private:
+    Reader& r_;
+    YAML::Mark key_;
+    int pos_;
+  };
+
   Errors& errors_;
   std::string path_;
   YAML::Mark key_mark_ = YAML::Mark::null_mark();
+  int value_pos_ = -1;
   std::map<std::string, Resolved> resolved_;  // address text -> result
   size_t names_resolved_ = 0;
   std::map<std::pair<int, int>, std::map<std::string, First>> listens_;
@@ -567,9 +597,9 @@ void read_backends(Reader& r, const YAML::Node& n, ServiceConfig& s) {
       auto [it, fresh] = seen.emplace(b.address.to_string(), s.backends.size());
       if (!fresh) {
         Reader::Scope scope(r, "address");
-        r.error(item["address"], "duplicate backend " + quote(b.address_text) + " (" +
-                                     b.address.to_string() + ", same as backends[" +
-                                     std::to_string(it->second) + "])");
+        r.error_at_key(item, "address", "duplicate backend " + quote(b.address_text) + " (" +
+                                            b.address.to_string() + ", same as backends[" +
+                                            std::to_string(it->second) + "])");
       }
     }
     s.backends.push_back(std::move(b));

@@ -218,99 +218,99 @@ TEST_CASE("config: bad files, each error with its line, column, path and reason"
        "t.yaml:1:1: servics: unknown key, did you mean \"services\"?"},
       {"non-string key", "? [a]\n: 1\n", "t.yaml:1:3: keys must be strings, got a sequence"},
       {"services not a sequence", "services: {name: web}\n",
-       "t.yaml:1:11: services: must be a sequence, got a mapping"},
+       "t.yaml:1:1: services: must be a sequence, got a mapping"},
       {"service not a mapping", "services: [web]\n",
        "t.yaml:1:12: services[0]: must be a mapping, got \"web\""},
-      {"global not a mapping", "global: 3\n", "t.yaml:1:9: global: must be a mapping, got \"3\""},
+      {"global not a mapping", "global: 3\n", "t.yaml:1:1: global: must be a mapping, got \"3\""},
       {"bool not a bool", head + "        backup: maybe\n",
-       "t.yaml:6:17: services[0].backends[0].backup: must be true or false, got \"maybe\""},
+       "t.yaml:6:9: services[0].backends[0].backup: must be true or false, got \"maybe\""},
       {"weight garbage", head + "        weight: heavy\n",
-       "t.yaml:6:17: services[0].backends[0].weight: must be an integer 1..1000, got \"heavy\""},
+       "t.yaml:6:9: services[0].backends[0].weight: must be an integer 1..1000, got \"heavy\""},
       {"weight too big", head + "        weight: 1001\n",
-       "t.yaml:6:17: services[0].backends[0].weight: must be an integer 1..1000, got \"1001\""},
+       "t.yaml:6:9: services[0].backends[0].weight: must be an integer 1..1000, got \"1001\""},
       {"weight zero", head + "        weight: 0\n",
-       "t.yaml:6:17: services[0].backends[0].weight: must be an integer 1..1000, got \"0\""},
+       "t.yaml:6:9: services[0].backends[0].weight: must be an integer 1..1000, got \"0\""},
       {"weight a mapping", head + "        weight: {a: 1}\n",
-       "t.yaml:6:17: services[0].backends[0].weight: must be an integer 1..1000, got a mapping"},
+       "t.yaml:6:9: services[0].backends[0].weight: must be an integer 1..1000, got a mapping"},
       {"weight empty", head + "        weight:\n",
        "t.yaml:6:9: services[0].backends[0].weight: must be an integer 1..1000, got nothing"},
       {"backend max_connections", head + "        max_connections: 10000001\n",
-       "t.yaml:6:26: services[0].backends[0].max_connections: must be an integer 0..10000000, got "
+       "t.yaml:6:9: services[0].backends[0].max_connections: must be an integer 0..10000000, got "
        "\"10000001\""},
       {"port out of range",
        "services:\n  - name: web\n    listen: 127.0.0.1:99999\n    backends: [{address: "
        "127.0.0.1:1}]\n",
-       "t.yaml:3:13: services[0].listen: port must be 1..65535, got \"99999\""},
+       "t.yaml:3:5: services[0].listen: port must be 1..65535, got \"99999\""},
       {"backend port zero",
        "services:\n  - name: web\n    listen: 127.0.0.1:80\n    backends: [{address: "
        "127.0.0.1:0}]\n",
-       "t.yaml:4:26: services[0].backends[0].address: port must be 1..65535, got \"0\""},
+       "t.yaml:4:17: services[0].backends[0].address: port must be 1..65535, got \"0\""},
       {"address without port", "global:\n  admin: {listen: 127.0.0.1}\n",
-       "t.yaml:2:19: global.admin.listen: missing port in \"127.0.0.1\" (expected HOST:PORT)"},
+       "t.yaml:2:11: global.admin.listen: missing port in \"127.0.0.1\" (expected HOST:PORT)"},
       {"address bad brackets", "global:\n  admin:\n    listen: \"[::1:80\"\n",
-       "t.yaml:3:13: global.admin.listen: missing \"]\" in \"[::1:80\" (expected [IPV6]:PORT)"},
+       "t.yaml:3:5: global.admin.listen: missing \"]\" in \"[::1:80\" (expected [IPV6]:PORT)"},
       {"threshold zero", head + "    health_check:\n      healthy_threshold: 0\n",
-       "t.yaml:7:26: services[0].health_check.healthy_threshold: must be an integer 1..100, got "
+       "t.yaml:7:7: services[0].health_check.healthy_threshold: must be an integer 1..100, got "
        "\"0\""},
       {"threshold too big", head + "    health_check:\n      unhealthy_threshold: 101\n",
-       "t.yaml:7:28: services[0].health_check.unhealthy_threshold: must be an integer 1..100, got "
+       "t.yaml:7:7: services[0].health_check.unhealthy_threshold: must be an integer 1..100, got "
        "\"101\""},
       {"retries negative", head + "    retries: -1\n",
-       "t.yaml:6:14: services[0].retries: must be an integer 0..100, got \"-1\""},
+       "t.yaml:6:5: services[0].retries: must be an integer 0..100, got \"-1\""},
       {"retries too many", head + "    retries: 101\n",
-       "t.yaml:6:14: services[0].retries: must be an integer 0..100, got \"101\""},
+       "t.yaml:6:5: services[0].retries: must be an integer 0..100, got \"101\""},
       {"retries fractional", head + "    retries: 1.5\n",
-       "t.yaml:6:14: services[0].retries: must be an integer 0..100, got \"1.5\""},
+       "t.yaml:6:5: services[0].retries: must be an integer 0..100, got \"1.5\""},
       {"workers zero", "global:\n  workers: 0\n",
-       "t.yaml:2:12: global.workers: must be an integer 1..1024 or \"auto\", got \"0\""},
+       "t.yaml:2:3: global.workers: must be an integer 1..1024 or \"auto\", got \"0\""},
       {"workers too many", "global:\n  workers: 1025\n",
-       "t.yaml:2:12: global.workers: must be an integer 1..1024 or \"auto\", got \"1025\""},
+       "t.yaml:2:3: global.workers: must be an integer 1..1024 or \"auto\", got \"1025\""},
       {"global max_connections zero", "global:\n  max_connections: 0\n",
-       "t.yaml:2:20: global.max_connections: must be an integer 1..10000000, got \"0\""},
+       "t.yaml:2:3: global.max_connections: must be an integer 1..10000000, got \"0\""},
       {"service max_connections", head + "    max_connections: -5\n",
-       "t.yaml:6:22: services[0].max_connections: must be an integer 0..10000000, got \"-5\""},
+       "t.yaml:6:5: services[0].max_connections: must be an integer 0..10000000, got \"-5\""},
       {"bad duration unit", head + "    connect_timeout: 5sec\n",
-       "t.yaml:6:22: services[0].connect_timeout: invalid duration \"5sec\": unknown unit \"sec\" "
+       "t.yaml:6:5: services[0].connect_timeout: invalid duration \"5sec\": unknown unit \"sec\" "
        "(use ms, s, m, h)"},
       {"negative duration", "global:\n  drain_timeout: -1s\n",
-       "t.yaml:2:18: global.drain_timeout: invalid duration \"-1s\": must not be negative"},
+       "t.yaml:2:3: global.drain_timeout: invalid duration \"-1s\": must not be negative"},
       {"duration over 30 days", "global:\n  drain_timeout: 31d\n",
-       "t.yaml:2:18: global.drain_timeout: invalid duration \"31d\": unknown unit \"d\" (use ms, "
+       "t.yaml:2:3: global.drain_timeout: invalid duration \"31d\": unknown unit \"d\" (use ms, "
        "s, m, h)"},
       {"duration too long", "global:\n  drain_timeout: 721h\n",
-       "t.yaml:2:18: global.drain_timeout: invalid duration \"721h\": exceeds the maximum of 30 "
+       "t.yaml:2:3: global.drain_timeout: invalid duration \"721h\": exceeds the maximum of 30 "
        "days"},
       {"zero interval", head + "    health_check: {interval: 0s}\n",
-       "t.yaml:6:30: services[0].health_check.interval: must be greater than 0, got \"0s\""},
+       "t.yaml:6:20: services[0].health_check.interval: must be greater than 0, got \"0s\""},
       {"zero connect_timeout", head + "    connect_timeout: 0\n",
-       "t.yaml:6:22: services[0].connect_timeout: must be greater than 0, got \"0\""},
+       "t.yaml:6:5: services[0].connect_timeout: must be greater than 0, got \"0\""},
       {"duplicate service name",
        head + "  - name: web\n    listen: 127.0.0.1:8081\n    backends: [{address: 127.0.0.1:1}]\n",
-       "t.yaml:6:11: services[1].name: duplicate service name \"web\", first at line 2"},
+       "t.yaml:6:5: services[1].name: duplicate service name \"web\", first at line 2"},
       {"duplicate listen",
        head + "  - name: api\n    listen: 127.0.0.1:8080\n    backends: [{address: 127.0.0.1:1}]\n",
-       "t.yaml:7:13: services[1].listen: duplicate listen address \"127.0.0.1:8080\", already used "
+       "t.yaml:7:5: services[1].listen: duplicate listen address \"127.0.0.1:8080\", already used "
        "by "
        "services[0].listen \"127.0.0.1:8080\" at line 3"},
       {"overlapping wildcard listen",
        head + "  - name: api\n    listen: 0.0.0.0:8080\n    backends: [{address: 127.0.0.1:1}]\n",
-       "t.yaml:7:13: services[1].listen: listen address \"0.0.0.0:8080\" overlaps "
+       "t.yaml:7:5: services[1].listen: listen address \"0.0.0.0:8080\" overlaps "
        "services[0].listen "
        "\"127.0.0.1:8080\" at line 3"},
       {"specific listen under an earlier wildcard",
        "services:\n  - {name: a, listen: \"[::]:80\", backends: [{address: 127.0.0.1:1}]}\n"
        "  - {name: b, listen: \"[::1]:80\", backends: [{address: 127.0.0.1:1}]}\n",
-       "t.yaml:3:23: services[1].listen: listen address \"[::1]:80\" overlaps services[0].listen "
+       "t.yaml:3:15: services[1].listen: listen address \"[::1]:80\" overlaps services[0].listen "
        "\"[::]:80\" at line 2"},
       {"admin listen clashes with a service",
        head + "global:\n  admin:\n    listen: 0.0.0.0:8080\n",
-       "t.yaml:8:13: global.admin.listen: listen address \"0.0.0.0:8080\" overlaps "
+       "t.yaml:8:5: global.admin.listen: listen address \"0.0.0.0:8080\" overlaps "
        "services[0].listen "
        "\"127.0.0.1:8080\" at line 3"},
       {"missing backends", "services:\n  - name: web\n    listen: 127.0.0.1:80\n",
        "t.yaml:2:5: services[0]: missing required key \"backends\""},
       {"empty backends", "services:\n  - name: web\n    listen: 127.0.0.1:80\n    backends: []\n",
-       "t.yaml:4:15: services[0].backends: must list at least one backend"},
+       "t.yaml:4:5: services[0].backends: must list at least one backend"},
       {"null backends", "services:\n  - name: web\n    listen: 127.0.0.1:80\n    backends:\n",
        "t.yaml:4:5: services[0].backends: must list at least one backend"},
       {"missing name",
@@ -324,57 +324,57 @@ TEST_CASE("config: bad files, each error with its line, column, path and reason"
       {"missing admin listen", "global:\n  admin: {}\n",
        "t.yaml:2:10: global.admin: missing required key \"listen\""},
       {"unknown algorithm", head + "    algorithm: fastest\n",
-       "t.yaml:6:16: services[0].algorithm: must be one of round_robin, weighted_round_robin, "
+       "t.yaml:6:5: services[0].algorithm: must be one of round_robin, weighted_round_robin, "
        "least_connections, weighted_least_connections, random, ip_hash, consistent_hash, got "
        "\"fastest\""},
       {"unknown health type", head + "    health_check:\n      type: icmp\n",
-       "t.yaml:7:13: services[0].health_check.type: must be one of tcp, http, none, got \"icmp\""},
+       "t.yaml:7:7: services[0].health_check.type: must be one of tcp, http, none, got \"icmp\""},
       {"unknown log level", "global: {log_level: verbose}\n",
-       "t.yaml:1:21: global.log_level: must be one of error, warn, info, debug, got \"verbose\""},
+       "t.yaml:1:10: global.log_level: must be one of error, warn, info, debug, got \"verbose\""},
       {"expect_status reversed", head + "    health_check:\n      expect_status: \"399-200\"\n",
-       "t.yaml:7:22: services[0].health_check.expect_status: range is reversed (399 > 200), got "
+       "t.yaml:7:7: services[0].health_check.expect_status: range is reversed (399 > 200), got "
        "\"399-200\""},
       {"expect_status out of range", head + "    health_check:\n      expect_status: 600\n",
-       "t.yaml:7:22: services[0].health_check.expect_status: status codes must be 100..599, got "
+       "t.yaml:7:7: services[0].health_check.expect_status: status codes must be 100..599, got "
        "\"600\""},
       {"expect_status range out of range",
        head + "    health_check:\n      expect_status: 99-200\n",
-       "t.yaml:7:22: services[0].health_check.expect_status: status codes must be 100..599, got "
+       "t.yaml:7:7: services[0].health_check.expect_status: status codes must be 100..599, got "
        "\"99-200\""},
       {"expect_status garbage", head + "    health_check:\n      expect_status: ok\n",
-       "t.yaml:7:22: services[0].health_check.expect_status: must be a status code 100..599 or a "
+       "t.yaml:7:7: services[0].health_check.expect_status: must be a status code 100..599 or a "
        "range "
        "like \"200-399\", got \"ok\""},
       {"health path", head + "    health_check: {path: health}\n",
-       "t.yaml:6:26: services[0].health_check.path: must be a path starting with \"/\" without "
+       "t.yaml:6:20: services[0].health_check.path: must be a path starting with \"/\" without "
        "spaces or "
        "control characters, got \"health\""},
       {"health path with a space", head + "    health_check: {path: \"/a b\"}\n",
-       "t.yaml:6:26: services[0].health_check.path: must be a path starting with \"/\" without "
+       "t.yaml:6:20: services[0].health_check.path: must be a path starting with \"/\" without "
        "spaces or "
        "control characters, got \"/a b\""},
       {"health host with a control character", head + "    health_check: {host: \"a\\tb\"}\n",
-       "t.yaml:6:26: services[0].health_check.host: must be a host name without spaces or control "
+       "t.yaml:6:20: services[0].health_check.host: must be a host name without spaces or control "
        "characters, got \"a\\x09b\""},
       {"duplicate key", head + "    retries: 1\n    retries: 2\n",
        "t.yaml:7:5: services[0].retries: duplicate key (first at line 6)"},
       {"duplicate backend", head + "      - address: localhost:8001\n",
-       "t.yaml:6:18: services[0].backends[1].address: duplicate backend \"localhost:8001\" "
+       "t.yaml:6:9: services[0].backends[1].address: duplicate backend \"localhost:8001\" "
        "(127.0.0.1:8001, "
        "same as backends[0])"},
       {"bad proxy_protocol", head + "    proxy_protocol: v3\n",
-       "t.yaml:6:21: services[0].proxy_protocol: must be one of off, v1, v2, got \"v3\""},
+       "t.yaml:6:5: services[0].proxy_protocol: must be one of off, v1, v2, got \"v3\""},
       {"proxy_protocol true", head + "    proxy_protocol: on\n",
-       "t.yaml:6:21: services[0].proxy_protocol: must be one of off, v1, v2, got \"on\""},
+       "t.yaml:6:5: services[0].proxy_protocol: must be one of off, v1, v2, got \"on\""},
       {"bad service name",
        "services:\n  - name: web site\n    listen: 127.0.0.1:80\n    backends: [{address: "
        "127.0.0.1:1}]\n",
-       "t.yaml:2:11: services[0].name: must be a name of [A-Za-z0-9_.-]+, at most 64 characters, "
+       "t.yaml:2:5: services[0].name: must be a name of [A-Za-z0-9_.-]+, at most 64 characters, "
        "got \"web site\""},
       {"service name too long",
        "services:\n  - name: " + std::string(65, 'a') +
            "\n    listen: 127.0.0.1:80\n    backends: [{address: 127.0.0.1:1}]\n",
-       "t.yaml:2:11: services[0].name: must be a name of [A-Za-z0-9_.-]+, at most 64 characters, "
+       "t.yaml:2:5: services[0].name: must be a name of [A-Za-z0-9_.-]+, at most 64 characters, "
        "got \"" +
            std::string(60, 'a') + "...\""},
       {"alias bomb",
@@ -399,7 +399,7 @@ TEST_CASE("config: bad files, each error with its line, column, path and reason"
       {"three errors in one file",
        "global: {workers: 0}\nservices:\n  - name: web\n    listen: 127.0.0.1:80\n    backends:\n"
        "      - {address: 127.0.0.1:1, weight: 0}\n      - {address: 127.0.0.1:2, drain: 3}\n",
-       "t.yaml:1:19: global.workers: must be an integer 1..1024 or \"auto\", got \"0\"", 3},
+       "t.yaml:1:10: global.workers: must be an integer 1..1024 or \"auto\", got \"0\"", 3},
   };
   for (const BadCase& c : cases) {
     INFO(c.what);
@@ -426,15 +426,15 @@ services:
     backends: []
 )");
   const std::vector<std::string> expected = {
-      "t.yaml:2:12: global.workers: must be an integer 1..1024 or \"auto\", got \"many\"",
-      "t.yaml:3:14: global.log_level: must be one of error, warn, info, debug, got \"loud\"",
+      "t.yaml:2:3: global.workers: must be an integer 1..1024 or \"auto\", got \"many\"",
+      "t.yaml:3:3: global.log_level: must be one of error, warn, info, debug, got \"loud\"",
       "t.yaml:7:5: services[0].algoritm: unknown key, did you mean \"algorithm\"?",
-      "t.yaml:10:17: services[0].backends[0].weight: must be an integer 1..1000, got \"heavy\"",
-      "t.yaml:11:11: services[1].name: duplicate service name \"web\", first at line 5",
-      "t.yaml:12:13: services[1].listen: duplicate listen address \"127.0.0.1:80\", already used "
+      "t.yaml:10:9: services[0].backends[0].weight: must be an integer 1..1000, got \"heavy\"",
+      "t.yaml:11:5: services[1].name: duplicate service name \"web\", first at line 5",
+      "t.yaml:12:5: services[1].listen: duplicate listen address \"127.0.0.1:80\", already used "
       "by "
       "services[0].listen \"127.0.0.1:80\" at line 6",
-      "t.yaml:13:15: services[1].backends: must list at least one backend",
+      "t.yaml:13:5: services[1].backends: must list at least one backend",
   };
   CHECK(errors == expected);
 }
@@ -461,7 +461,7 @@ TEST_CASE("config: long values are cut, every line at most 512 bytes") {
   r = parse_config(yaml, "t.yaml");
   CHECK(r.errors[0] == "t.yaml:2:3: global." + std::string(60, 'k') + "...: unknown key");
   CHECK(r.errors[1] ==
-        "t.yaml:3:14: global.log_level: must be one of error, warn, info, debug, got \"" +
+        "t.yaml:3:3: global.log_level: must be one of error, warn, info, debug, got \"" +
             std::string(60, 'x') + "...\"");
 }
 
@@ -498,7 +498,7 @@ TEST_CASE("config: load_config reads a file and reports unreadable ones") {
   r = load_config(path);
   CHECK(r.errors ==
         std::vector<std::string>{
-            path + ":1:19: global.workers: must be an integer 1..1024 or \"auto\", got \"x\""});
+            path + ":1:10: global.workers: must be an integer 1..1024 or \"auto\", got \"x\""});
   std::remove(path.c_str());
 }
 
@@ -528,4 +528,31 @@ TEST_CASE("config: enum names") {
   CHECK(to_string(ProxyProtocol::V2) == "v2");
   CHECK(to_string(HealthType::Http) == "http");
   CHECK(to_string(LogLevel::Warn) == "warn");
+}
+
+TEST_CASE("config: INTERFACE.md's example error, at the key of the bad value") {
+  // weight sits at line 12, column 7: the position names the key, as in the contract's
+  // "conf/bad.yaml:12:7: services[0].backends[1].weight: ..." (a value cannot start at 7).
+  const std::string yaml =
+      "# an example with a mistake\n"
+      "global:\n"
+      "  log_level: info\n"
+      "services:\n"
+      "  - name: web\n"
+      "    listen: 127.0.0.1:8080\n"
+      "    algorithm: round_robin\n"
+      "    backends:\n"
+      "    - address: 127.0.0.1:8001\n"
+      "      weight: 2\n"
+      "    - address: 127.0.0.1:8002\n"
+      "      weight: heavy\n";
+  ConfigResult r = parse_config(yaml, "conf/bad.yaml");
+  CHECK(r.errors == std::vector<std::string>{
+                        "conf/bad.yaml:12:7: services[0].backends[1].weight: must be an integer "
+                        "1..1000, got \"heavy\""});
+  // An empty value points at its key too, not at the next line's token.
+  r = parse_config("services:\n  - name: web\n    listen:\n    backends:\n      - address: 127.0.0.1:1\n",
+                   "t.yaml");
+  REQUIRE(r.errors.size() == 1);
+  CHECK(r.errors[0].rfind("t.yaml:3:5: services[0].listen: ", 0) == 0);
 }

@@ -217,7 +217,7 @@ void AdminServer::on_readable(int) {
       if (err == EAGAIN || err == EWOULDBLOCK) return;
       if (err == EINTR || err == ECONNABORTED || err == EPROTO || err == EPERM) continue;
       if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM) {
-        log_.warn("admin accept paused", {{"reason", std::strerror(err)}});
+        log_.warn("admin accept paused", {{"reason", error_text(err)}});
         io_.stop();
         pause_.start(kEmfilePause);
       }

@@ -45,7 +45,7 @@ bool Listener::accept_batch(int max) {
         }
         if (worker_.warn_resources_now())
           worker_.log().warn("accept paused", {{"service", service_->config.name},
-                                               {"reason", std::strerror(err)}});
+                                               {"reason", error_text(err)}});
         io_.stop();
         pause_.start(kEmfilePause);
       }

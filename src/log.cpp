@@ -6,6 +6,7 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <ctime>
 
 namespace l4lb {
@@ -97,6 +98,13 @@ void Log::write(LogLevel level, std::string_view msg, std::initializer_list<LogF
     if (n <= 0) break;  // stderr gone or full: drop the line rather than block or spin
     off += static_cast<size_t>(n);
   }
+}
+
+std::string error_text(int err) {
+  std::string text = std::strerror(err);
+  if (text.size() > 1 && text[0] >= 'A' && text[0] <= 'Z' && text[1] >= 'a' && text[1] <= 'z')
+    text[0] = static_cast<char>(text[0] - 'A' + 'a');  // "connection refused"; "I/O error" stays
+  return text;
 }
 
 }  // namespace l4lb

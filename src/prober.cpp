@@ -59,7 +59,7 @@ class Prober::Check {
   void begin() {
     const Address& addr = backend_->config.address;
     fd_.reset(::socket(addr.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
-    if (!fd_) return finish(false, fmt::format("socket: {}", std::strerror(errno)));
+    if (!fd_) return finish(false, fmt::format("socket: {}", error_text(errno)));
     int off = 0;  // no quick ACK: the handshake's last ACK waits, so the reset comes first
     ::setsockopt(fd_.get(), IPPROTO_TCP, TCP_QUICKACK, &off, sizeof off);
     received_.clear();
@@ -67,7 +67,7 @@ class Prober::Check {
     connected_ = false;
     request_.clear();
     if (::connect(fd_.get(), addr.sa(), addr.length) != 0 && errno != EINPROGRESS)
-      return finish(false, fmt::format("connect: {}", std::strerror(errno)));
+      return finish(false, fmt::format("connect: {}", error_text(errno)));
     io_.bind<&Check::on_io>(loop_, this, fd_.get());
     io_.set(EV_WRITE);
     deadline_.start(seconds(cfg().timeout));
@@ -76,7 +76,7 @@ class Prober::Check {
   void on_io(int revents) {
     if (!connected_) {
       int err = socket_error(fd_.get());
-      if (err != 0) return finish(false, fmt::format("connect: {}", std::strerror(err)));
+      if (err != 0) return finish(false, fmt::format("connect: {}", error_text(err)));
       connected_ = true;
       if (cfg().type != HealthType::Http) return finish(true, {});
       // A backend that expects the PROXY header expects it on checks too, with the
@@ -88,7 +88,7 @@ class Prober::Check {
     }
     if (sent_ < request_.size()) {
       ssize_t n = ::send(fd_.get(), request_.data() + sent_, request_.size() - sent_, MSG_NOSIGNAL);
-      if (n < 0 && errno != EAGAIN) return finish(false, fmt::format("send: {}", std::strerror(errno)));
+      if (n < 0 && errno != EAGAIN) return finish(false, fmt::format("send: {}", error_text(errno)));
       if (n > 0) sent_ += static_cast<size_t>(n);
       io_.set(sent_ < request_.size() ? EV_WRITE : EV_READ);
       return;
@@ -98,7 +98,7 @@ class Prober::Check {
     ssize_t n = ::recv(fd_.get(), buf, room, 0);
     if (n < 0) {
       if (errno == EAGAIN) return;
-      return finish(false, fmt::format("recv: {}", std::strerror(errno)));
+      return finish(false, fmt::format("recv: {}", error_text(errno)));
     }
     if (n == 0) return finish(false, "closed before a status line");
     received_.append(buf, static_cast<size_t>(n));

@@ -37,17 +37,22 @@ void Service::report_health(Backend& b, bool ok, std::string_view reason, Log& l
   rec.history.push_back({rec.last_check, before, after, std::string(reason)});
   if (rec.history.size() > kHistory) rec.history.pop_front();
   double moved = pool.set_health(b, after);  // rebuilds only if membership changed
-  // consistent_hash: how much of the lookup table now maps elsewhere.
-  std::string moved_text =
-      config.algorithm == Algorithm::ConsistentHash ? fmt::format("{:.4f}", moved) : "-";
-  if (b.health == HealthState::Up)
-    log.info("backend up", {{"service", config.name}, {"backend", b.config.address_text},
-                            {"table_moved", moved_text}});
-  else
-    log.warn("backend down", {{"service", config.name},
-                              {"backend", b.config.address_text},
-                              {"reason", std::string(reason)},
+  // consistent_hash: how much of the lookup table now maps elsewhere (table_moved=).
+  const bool hashed = config.algorithm == Algorithm::ConsistentHash;
+  const std::string moved_text = fmt::format("{:.4f}", moved);
+  if (b.health == HealthState::Up) {
+    if (hashed)
+      log.info("backend up", {{"service", config.name}, {"backend", b.config.address_text},
                               {"table_moved", moved_text}});
+    else
+      log.info("backend up", {{"service", config.name}, {"backend", b.config.address_text}});
+  } else if (hashed) {
+    log.warn("backend down", {{"service", config.name}, {"backend", b.config.address_text},
+                              {"reason", std::string(reason)}, {"table_moved", moved_text}});
+  } else {
+    log.warn("backend down", {{"service", config.name}, {"backend", b.config.address_text},
+                              {"reason", std::string(reason)}});
+  }
 }
 
 }  // namespace l4lb

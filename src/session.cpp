@@ -85,13 +85,13 @@ bool Session::connect_failed(int error) {
     if (worker_.warn_resources_now())
       worker_.log().warn("connect failed", {{"service", service_->config.name},
                                           {"backend", b.config.address_text},
-                                          {"reason", std::strerror(error)}});
+                                          {"reason", error_text(error)}});
     backend_.end();
     finish(Ending::NoBackend);
     return false;
   }
   b.stats(worker_.index()).failures.add(1);
-  std::string reason = fmt::format("connect: {}", std::strerror(error));
+  std::string reason = fmt::format("connect: {}", error_text(error));
   if (worker_.log().enabled(LogLevel::Debug))
     worker_.log().debug("connect failed", {{"service", service_->config.name},
                                            {"backend", b.config.address_text},
@@ -347,7 +347,7 @@ void Session::finish(Ending ending, int error) {
                          {"client", peer_.to_string()},
                          {"backend", backend_ ? backend_.backend().config.address_text : "-"},
                          {"ending", names[static_cast<int>(ending)]},
-                         {"reason", error ? std::strerror(error) : "-"}});
+                         {"reason", error ? error_text(error) : "-"}});
   }
 }
 

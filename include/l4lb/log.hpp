@@ -41,4 +41,7 @@ class Log {
 // A logfmt value: bare when safe, else quoted with \" \\ \n escaped.
 std::string logfmt_value(std::string_view v);
 
+// strerror(ERR) as log reasons spell it: lower case first, "connection refused".
+std::string error_text(int err);
+
 }  // namespace l4lb

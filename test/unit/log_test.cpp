@@ -1,6 +1,8 @@
 // logfmt lines as INTERFACE.md shows them, with and without journald prefixes.
 #include <doctest/doctest.h>
 
+#include <cerrno>
+
 #include "l4lb/log.hpp"
 
 using namespace l4lb;
@@ -44,4 +46,11 @@ TEST_CASE("levels filter what is written") {
   CHECK_FALSE(log.enabled(LogLevel::Info));
   log.set_level(LogLevel::Debug);
   CHECK(log.enabled(LogLevel::Debug));
+}
+
+TEST_CASE("reasons spell system errors in lower case, as INTERFACE.md's example does") {
+  CHECK(error_text(ECONNREFUSED) == "connection refused");  // reason="connect: connection refused"
+  CHECK(error_text(ETIMEDOUT) == "connection timed out");
+  CHECK(error_text(EIO) == "input/output error");
+  CHECK(error_text(EMFILE) == "too many open files");
 }

@@ -4,13 +4,14 @@
 #include <sys/socket.h>
 
 #include <algorithm>
-#include <cmath>
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <random>
 
 #include <fmt/format.h>
 
+#include "l4lb/check_schedule.hpp"
 #include "l4lb/http_probe.hpp"
 #include "l4lb/net.hpp"
 #include "l4lb/proxy_header.hpp"
@@ -20,9 +21,10 @@ namespace l4lb {
 
 namespace {
 double seconds(Millis d) { return static_cast<double>(d.count()) / 1000.0; }
-constexpr double kFirstCheckWindow = 0.5;  // seconds over which a service's first checks spread
-constexpr double kJitter = 0.05;           // +-5% of the interval
-constexpr double kGrid = 0.01;             // seconds: check times are rounded up to it
+// Slots are absolute times: take them from a clock that never jumps (ev_now() is wall time).
+double monotonic_now() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
 }  // namespace
 
 // One backend's checks: a period timer, and while a check runs, its socket,
@@ -30,12 +32,12 @@ constexpr double kGrid = 0.01;             // seconds: check times are rounded u
 class Prober::Check {
  public:
   Check(struct ev_loop* loop, Log& log, std::shared_ptr<Service> service,
-        std::shared_ptr<Backend> backend, double first_delay, uint32_t seed)
+        std::shared_ptr<Backend> backend, CheckSchedule schedule, bool at_once, uint32_t seed)
       : loop_(loop), log_(log), service_(std::move(service)), backend_(std::move(backend)),
-        rng_(seed) {
+        schedule_(schedule), rng_(seed) {
     next_.bind<&Check::on_next>(loop_, this);
     deadline_.bind<&Check::on_deadline>(loop_, this);
-    next_.start(first_delay);
+    next_.start(schedule_.first_delay(at_once));
   }
   ~Check() {
     io_.stop();
@@ -46,13 +48,8 @@ class Prober::Check {
   const HealthCheckConfig& cfg() const { return service_->config.health_check; }
 
   void on_next() {
-    double interval = seconds(cfg().interval);
-    std::uniform_real_distribution<double> jitter(1 - kJitter, 1 + kJitter);
-    // Due times land on a 10 ms grid, so that the checks due about together share
-    // one loop wake-up (many backends cost fewer wake-ups), still spread over the interval.
-    double now = ev_now(loop_);
-    double due = std::ceil((now + interval * jitter(rng_)) / kGrid) * kGrid;
-    next_.start(due - now);
+    std::uniform_real_distribution<double> jitter(-1.0, 1.0);
+    next_.start(schedule_.next_delay(monotonic_now(), jitter(rng_)));
     if (!fd_) begin();  // a check still running (timeout > interval) is not doubled
   }
 
@@ -123,6 +120,7 @@ class Prober::Check {
   Log& log_;
   std::shared_ptr<Service> service_;
   std::shared_ptr<Backend> backend_;
+  CheckSchedule schedule_;
   std::minstd_rand rng_;
   UniqueFd fd_;
   std::string request_;
@@ -138,16 +136,15 @@ Prober::Prober(struct ev_loop* loop, Log& log, std::shared_ptr<Service> service)
   if (service->config.health_check.type == HealthType::None) return;
   const auto& backends = service->pool.backends();
   double interval = seconds(service->config.health_check.interval);
+  double now = monotonic_now();
   size_t n = backends.size();
   for (size_t i = 0; i < n; ++i) {
     const auto& b = backends[i];
-    // Backends not checked yet go first, spread over a short window; known ones keep
-    // their rhythm, spread over the interval.
-    bool unchecked = b->health == HealthState::Unknown;
-    double window = unchecked ? std::min(interval, kFirstCheckWindow) : interval;
-    double delay = window * static_cast<double>(i) / static_cast<double>(n);
-    checks_.push_back(std::make_unique<Check>(loop, log, service, b, delay,
-                                              static_cast<uint32_t>(i * 2654435761u + 1)));
+    // Backends not checked yet are checked at once; known ones (kept by a reload) wait
+    // for their slot. Either way each then keeps its slot of the interval.
+    bool at_once = b->health == HealthState::Unknown;
+    checks_.push_back(std::make_unique<Check>(loop, log, service, b, CheckSchedule(now, interval, i, n),
+                                              at_once, static_cast<uint32_t>(i * 2654435761u + 1)));
   }
 }
 

@@ -1,6 +1,6 @@
-// Prober: the active health checks of one service. One timer per backend; the
-// first checks are spread over a short window, then each backend is checked every
-// `interval` (with a little jitter, so checks never fire together). A check is a
+// Prober: the active health checks of one service. One timer per backend: a new
+// backend is checked at once, then every `interval` on its own slot, the slots spread
+// evenly over the interval (CheckSchedule). A check is a
 // non-blocking TCP connect (reset as soon as it completes) or an HTTP GET whose
 // status line is judged. Results go to Service::report_health; nothing else.
 #pragma once

@@ -649,7 +649,7 @@ void read_workers(Reader& r, const YAML::Node& n, GlobalConfig& g) {
 
 const Key<GlobalConfig> kGlobalKeys[] = {
     {"workers", false, read_workers},
-    {"max_connections", false, integer(&GlobalConfig::max_connections, 1, 10'000'000)},
+    {"max_connections", false, integer(&GlobalConfig::max_connections, 0, 10'000'000)},
     {"drain_timeout", false, duration(&GlobalConfig::drain_timeout, true)},
     {"log_level", false, choice(&GlobalConfig::log_level, kLogLevels)},
     {"admin", false,

@@ -87,9 +87,22 @@ std::string Log::format(LogLevel level, std::string_view msg,
   return line;
 }
 
+std::string Log::format_plain(LogLevel level, std::string_view text, bool journal) {
+  std::string line = journal ? fmt::format("<{}>", static_cast<int>(level)) : std::string();
+  line += text;
+  return line;
+}
+
 void Log::write(LogLevel level, std::string_view msg, std::initializer_list<LogField> fields) {
   if (!enabled(level)) return;
-  std::string line = format(level, msg, fields, journal_, now_unix());
+  emit(format(level, msg, fields, journal_, now_unix()));
+}
+
+void Log::plain(LogLevel level, std::string_view text) {
+  if (enabled(level)) emit(format_plain(level, text, journal_));
+}
+
+void Log::emit(std::string line) {
   line += '\n';
   // One write per line so that lines from a reload and the data path never interleave.
   size_t off = 0;

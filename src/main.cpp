@@ -54,24 +54,35 @@ int main(int argc, char** argv) {
       {nullptr, 0, nullptr, 0},
   };
   int opt;
+  bool version = false, help = false;
   while ((opt = ::getopt_long(argc, argv, "c:th", long_opts, nullptr)) != -1) {
     switch (opt) {
       case 'c': config_path = optarg; break;
       case 't': check_only = true; break;
-      case 'V': std::printf("l4lb %s\n", L4LB_VERSION); return kExitOk;
-      case 'h': usage(stdout); return kExitOk;
+      case 'V': version = true; break;
+      case 'h': help = true; break;
       default: usage(stderr); return kExitUsage;
     }
   }
+  // The whole command line is checked before any option acts: "--version extra" is bad too.
   if (optind < argc) {
     std::fprintf(stderr, "l4lb: unexpected argument \"%s\"\n", argv[optind]);
     usage(stderr);
     return kExitUsage;
   }
+  if (help) {
+    usage(stdout);
+    return kExitOk;
+  }
+  if (version) {
+    std::printf("l4lb %s\n", L4LB_VERSION);
+    return kExitOk;
+  }
 
   l4lb::ConfigResult loaded = l4lb::load_config(config_path);
   if (!loaded.ok()) {
-    for (const auto& e : loaded.errors) std::fprintf(stderr, "%s\n", e.c_str());
+    l4lb::Log errors(l4lb::LogLevel::Error);  // "<3>" first under journald
+    for (const auto& e : loaded.errors) errors.plain(l4lb::LogLevel::Error, e);
     return kExitBadConfig;
   }
   if (check_only) {

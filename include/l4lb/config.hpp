@@ -72,7 +72,7 @@ struct AdminConfig {
 
 struct GlobalConfig {
   int workers = 1;                   // 1..1024; "auto" in the file = number of CPUs
-  uint32_t max_connections = 65536;  // 1..10000000
+  uint32_t max_connections = 65536;  // 0 = unlimited, as for services and backends
   Millis drain_timeout{30000};
   LogLevel log_level = LogLevel::Info;
   std::optional<AdminConfig> admin;  // absent = no admin port

@@ -28,11 +28,19 @@ class Log {
   void info(std::string_view msg, std::initializer_list<LogField> f = {}) { write(LogLevel::Info, msg, f); }
   void debug(std::string_view msg, std::initializer_list<LogField> f = {}) { write(LogLevel::Debug, msg, f); }
 
+  // A line that is not logfmt, as is (config errors at start: FILE:LINE:COL: message),
+  // with the journald priority prefix under journald so that `journalctl -p err` shows it.
+  void plain(LogLevel level, std::string_view text);
+
   // The line write() would emit, without the trailing newline (for tests).
   std::string format(LogLevel level, std::string_view msg, std::initializer_list<LogField> fields,
                      bool journal, double unix_time) const;
+  // The line plain() would emit, without the trailing newline.
+  static std::string format_plain(LogLevel level, std::string_view text, bool journal);
 
  private:
+  void emit(std::string line);
+
   LogLevel level_;
   int fd_;
   bool journal_;

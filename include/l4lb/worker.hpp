@@ -50,7 +50,9 @@ class Worker {
   // global.max_connections over every worker: past it new clients are closed at accept.
   size_t max_sessions = 65536;
   std::atomic<size_t>* open_sessions = &own_open_;  // the count over every worker
-  bool at_capacity() const { return open_sessions->load(std::memory_order_relaxed) >= max_sessions; }
+  bool at_capacity() const {
+    return max_sessions != 0 && open_sessions->load(std::memory_order_relaxed) >= max_sessions;
+  }
   // Called (on this worker's thread) whenever its last open session ends.
   std::function<void()> on_empty;
 

@@ -3,6 +3,7 @@
 import os
 import re
 import socket
+import subprocess
 
 import harness as h
 
@@ -71,6 +72,9 @@ def test_check_good_and_bad_configs():
     assert "usage" in (r.stdout + r.stderr).lower() and "-c" in r.stdout + r.stderr, f"-h output: {r.stdout!r}"
     r = h.run_l4lb(["--no-such-option"])
     assert r.returncode == 2, f"unknown option: exit {r.returncode}, stderr {r.stderr!r}"
+    for extra in (["--version", "extra"], ["-h", "extra"], ["-t", "-c", "good.yaml", "extra"]):
+        r = h.run_l4lb(extra, cwd=d)
+        assert r.returncode == 2 and r.stdout == "", f"{extra}: exit {r.returncode}, stdout {r.stdout!r}"
 
     # A listen address already bound by someone else: exit 3.
     busy = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -81,3 +85,21 @@ def test_check_good_and_bad_configs():
     cfg_path = h.write_config(h.config(h.service(busy_port, ["127.0.0.1:1"])), "busy.yaml")
     r = h.run_l4lb(["-c", cfg_path], timeout=10)
     assert r.returncode == 3, f"listen address in use: exit {r.returncode}, stderr {r.stderr[-400:]!r}"
+
+
+def test_config_errors_at_start_carry_the_journald_priority():
+    # Under systemd (JOURNAL_STREAM names stderr) the FILE:LINE:COL lines start with <3>, so
+    # `journalctl -p err` shows why the service did not start; elsewhere they are bare.
+    d = h.ctx().dir
+    with open(os.path.join(d, "bad.yaml"), "w") as f:
+        f.write(BAD_YAML.format(port=h.free_port()))
+    err_path = os.path.join(d, "stderr.txt")
+    with open(err_path, "wb") as err:
+        st = os.fstat(err.fileno())
+        env = dict(os.environ, JOURNAL_STREAM=f"{st.st_dev}:{st.st_ino}")
+        env.pop("NOTIFY_SOCKET", None)
+        proc = subprocess.run([h.L4LB_BIN, "-c", "bad.yaml"], cwd=d, env=env, stdin=subprocess.DEVNULL,
+                              stdout=subprocess.DEVNULL, stderr=err, timeout=10)
+    assert proc.returncode == 1, proc.returncode
+    lines = open(err_path).read().splitlines()
+    assert lines and all(re.match(r"^<3>bad\.yaml:\d+:\d+: ", l) for l in lines), lines

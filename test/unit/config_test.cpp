@@ -265,8 +265,8 @@ TEST_CASE("config: bad files, each error with its line, column, path and reason"
        "t.yaml:2:3: global.workers: must be an integer 1..1024 or \"auto\", got \"0\""},
       {"workers too many", "global:\n  workers: 1025\n",
        "t.yaml:2:3: global.workers: must be an integer 1..1024 or \"auto\", got \"1025\""},
-      {"global max_connections zero", "global:\n  max_connections: 0\n",
-       "t.yaml:2:3: global.max_connections: must be an integer 1..10000000, got \"0\""},
+      {"global max_connections negative", "global:\n  max_connections: -1\n",
+       "t.yaml:2:3: global.max_connections: must be an integer 0..10000000, got \"-1\""},
       {"service max_connections", head + "    max_connections: -5\n",
        "t.yaml:6:5: services[0].max_connections: must be an integer 0..10000000, got \"-5\""},
       {"bad duration unit", head + "    connect_timeout: 5sec\n",
@@ -555,4 +555,10 @@ TEST_CASE("config: INTERFACE.md's example error, at the key of the bad value") {
                    "t.yaml");
   REQUIRE(r.errors.size() == 1);
   CHECK(r.errors[0].rfind("t.yaml:3:5: services[0].listen: ", 0) == 0);
+}
+
+TEST_CASE("config: global.max_connections 0 means unlimited, as for services and backends") {
+  ConfigResult r = parse_config("global:\n  max_connections: 0\nservices:" + kService, "t.yaml");
+  REQUIRE(r.ok());
+  CHECK(r.config->global.max_connections == 0);
 }

@@ -54,3 +54,10 @@ TEST_CASE("reasons spell system errors in lower case, as INTERFACE.md's example 
   CHECK(error_text(EIO) == "input/output error");
   CHECK(error_text(EMFILE) == "too many open files");
 }
+
+TEST_CASE("config errors at start keep their FILE:LINE:COL form, with a priority under journald") {
+  CHECK(Log::format_plain(LogLevel::Error, "l4lb.yaml:3:5: services[0].listen: bad", false) ==
+        "l4lb.yaml:3:5: services[0].listen: bad");
+  CHECK(Log::format_plain(LogLevel::Error, "l4lb.yaml:3:5: services[0].listen: bad", true) ==
+        "<3>l4lb.yaml:3:5: services[0].listen: bad");
+}

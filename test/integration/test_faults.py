@@ -44,7 +44,7 @@ def test_fd_exhaustion_no_spin_and_recovery():
     assert cpu < 0.5, f"l4lb used {cpu:.0%} of a core while out of fds"
     # Either accept() or the backend socket() runs out first; either way a warning,
     # at most about one a second.
-    warnings = [l for l in lb.log_lines() if "Too many open files" in l]
+    warnings = [l for l in lb.log_lines() if "too many open files" in l]
     assert warnings, "no warning about running out of fds"
     assert len(warnings) <= 6, f"{len(warnings)} warnings in ~3 s: not rate-limited"
 

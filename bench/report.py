@@ -151,6 +151,7 @@ def main():
     ap.add_argument("--meta", required=True)
     ap.add_argument("--configs", required=True)
     ap.add_argument("--out", required=True)
+    ap.add_argument("--note", default="", help="a sentence added under the title (e.g. what pooled runs share)")
     a = ap.parse_args()
     meta = {}
     for line in open(a.meta):
@@ -168,9 +169,12 @@ def main():
       f"({meta.get('elapsed')} s). Do not edit by hand: rerun the script.")
     if len(a.raw) > 1:
         w("")
-        w(f"Repeats of {len(a.raw)} runs are pooled ({reps} in all; same binaries and settings): "
+        w(f"Repeats of {len(a.raw)} runs are pooled ({reps} in all; same settings): "
           + ", ".join(f"`{os.path.basename(p)}`" for p in a.raw) + ". Machine and settings below are "
           "those of the last run; `bench/report.py --raw A.tsv --raw B.tsv ...` regenerates this file.")
+    if a.note:
+        w("")
+        w(a.note)
     w("")
     w("## Machine")
     w("")

@@ -17,15 +17,22 @@ int opt(int fd, int level, int name) {
   ::getsockopt(fd, level, name, &v, &len);
   return v;
 }
-}  // namespace
 
-TEST_CASE("accepted clients have TCP_NODELAY and SO_KEEPALIVE without a setsockopt each") {
+// A listening socket on 127.0.0.1 with a port of the kernel's choice, and where it is bound.
+UniqueFd loopback_listener(Address& bound, bool reuse_port = false) {
   Address any;
   std::string err;
   REQUIRE(parse_address("127.0.0.1:0", any, err, true));
-  UniqueFd listener = listen_tcp(any);
-  REQUIRE(listener);
-  Address bound = local_address(listener.get());
+  UniqueFd fd = listen_tcp(any, reuse_port);
+  REQUIRE(fd);
+  bound = local_address(fd.get());
+  return fd;
+}
+}  // namespace
+
+TEST_CASE("accepted clients have TCP_NODELAY and SO_KEEPALIVE without a setsockopt each") {
+  Address bound;
+  UniqueFd listener = loopback_listener(bound);
   bool in_progress = false;
   UniqueFd client = connect_tcp(bound, in_progress);
   REQUIRE(client);
@@ -40,12 +47,8 @@ TEST_CASE("accepted clients have TCP_NODELAY and SO_KEEPALIVE without a setsocko
 }
 
 TEST_CASE("a second listener on the same address fails unless both share SO_REUSEPORT") {
-  Address any;
-  std::string err;
-  REQUIRE(parse_address("127.0.0.1:0", any, err, true));
-  UniqueFd first = listen_tcp(any, true);
-  REQUIRE(first);
-  Address bound = local_address(first.get());
+  Address bound;
+  UniqueFd first = loopback_listener(bound, true);
   UniqueFd second = listen_tcp(bound, true);  // another worker's socket
   CHECK(second);
   UniqueFd third = listen_tcp(bound, false);  // another l4lb instance, say
@@ -53,12 +56,8 @@ TEST_CASE("a second listener on the same address fails unless both share SO_REUS
 }
 
 TEST_CASE("a loopback connect is settled (established or refused) when connect_tcp returns") {
-  Address any;
-  std::string err;
-  REQUIRE(parse_address("127.0.0.1:0", any, err, true));
-  UniqueFd listener = listen_tcp(any);
-  REQUIRE(listener);
-  Address bound = local_address(listener.get());
+  Address bound;
+  UniqueFd listener = loopback_listener(bound);
   // The kernel runs the loopback handshake inside connect(): no wait for writability.
   int settled = 0;
   for (int i = 0; i < 20; ++i) {

@@ -224,8 +224,15 @@ void AdminServer::on_readable(int) {
       return;
     }
     if (count_ >= limits_.max_connections) {
-      ++rejected_;
-      continue;  // closed here, at once
+      // Full (slow or stuck clients, a slowloris): the connection accepted first gives way,
+      // so a health probe still gets its answer.
+      Conn* oldest = head_;
+      while (oldest && oldest->next) oldest = oldest->next;
+      if (oldest) {
+        ++evicted_;
+        oldest->finish();
+        reap(oldest);
+      }
     }
     Conn* c = new (std::nothrow) Conn(*this, std::move(client));
     if (!c) return;  // out of memory: CLIENT closes here

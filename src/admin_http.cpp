@@ -69,8 +69,9 @@ ParseStatus RequestParser::fail(int status, std::string reason) {
 ParseStatus RequestParser::feed(std::string_view bytes) {
   for (char c : bytes) {
     if (status_ != ParseStatus::NeedMore) return status_;
-    if (++consumed_ > kMaxHead) {
-      return where_ == Where::RequestLine ? fail(414, "request line too long")
+    ++consumed_;
+    if (++section_ > kMaxHead) {  // the request line, then the headers, each at most 8 KiB
+      return where_ == Where::RequestLine ? fail(400, "request line too long")
                                           : fail(431, "request headers too large");
     }
     if (cr_) {
@@ -83,7 +84,10 @@ ParseStatus RequestParser::feed(std::string_view bytes) {
       cr_ = true;
       continue;
     }
-    if (c == '\n') return fail(400, "line ends in a bare LF, not CRLF");
+    if (c == '\n') {  // a bare LF ends a line too (RFC 9112 2.2: "printf ... | nc" works)
+      line_done();
+      continue;
+    }
     // Binary garbage (a TLS hello, ...) is refused at its first byte, not after 8 KiB.
     auto u = static_cast<unsigned char>(c);
     if ((u < 0x20 && c != '\t') || u == 0x7f) return fail(400, "control character");
@@ -95,7 +99,10 @@ ParseStatus RequestParser::feed(std::string_view bytes) {
 
 void RequestParser::line_done() {
   if (where_ == Where::RequestLine) {
-    if (!line_.empty()) request_line();  // empty lines before the request line are skipped
+    if (!line_.empty()) {
+      request_line();  // empty lines before the request line are skipped
+      section_ = 0;    // the headers' own 8 KiB start here
+    }
   } else if (line_.empty()) {
     end_of_head();
   } else {
@@ -193,7 +200,6 @@ std::string_view reason_phrase(int status) {
     case 404: return "Not Found";
     case 405: return "Method Not Allowed";
     case 408: return "Request Timeout";
-    case 414: return "URI Too Long";
     case 431: return "Request Header Fields Too Large";
     case 500: return "Internal Server Error";
     case 503: return "Service Unavailable";

@@ -1,8 +1,9 @@
 // AdminServer: the read-only admin port (GET /health, /stats, /metrics) on the event
 // loop. Each connection reads one request head (strict parser, 8 KiB, 5 s), writes one
 // answer with non-blocking sends and closes ("Connection: close"). Nothing a client
-// does can block the loop: at most 64 connections (more are closed at accept), every
-// connection has a bounded lifetime, and each read is bounded.
+// does can block the loop: at most 64 connections (a new one closes the oldest, so
+// slow clients cannot lock a probe out), every connection has a bounded lifetime, and
+// each read is bounded.
 #pragma once
 #include <ev.h>
 
@@ -18,7 +19,7 @@
 namespace l4lb {
 
 struct AdminLimits {
-  size_t max_connections = 64;   // open admin connections; more are closed at accept
+  size_t max_connections = 64;   // open admin connections; a new one closes the oldest
   double request_timeout = 5.0;  // seconds from accept to a complete request head
   double write_timeout = 10.0;   // seconds to send the answer once it is ready
   double linger_timeout = 1.0;   // seconds to wait for the client's FIN after the answer
@@ -40,7 +41,7 @@ class AdminServer {
 
   int fd() const { return fd_.get(); }
   size_t connection_count() const { return count_; }
-  uint64_t rejected_count() const { return rejected_; }  // closed at accept (limit)
+  uint64_t evicted_count() const { return evicted_; }  // closed to make room (limit)
 
  private:
   class Conn;
@@ -57,7 +58,7 @@ class AdminServer {
   TimerWatcher pause_;  // EMFILE back-off
   Conn* head_ = nullptr;  // intrusive list of open connections
   size_t count_ = 0;
-  uint64_t rejected_ = 0;
+  uint64_t evicted_ = 0;
 };
 
 }  // namespace l4lb

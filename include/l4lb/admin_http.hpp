@@ -6,14 +6,14 @@
 //     METHOD is a token (case-sensitive, so "get" is an unknown method -> 405 on the
 //     admin paths); TARGET is origin-form ("/path?query"), absolute-form
 //     ("http://host/path") or "*", printable ASCII only;
-//   - lines end in CRLF (a bare CR or LF is an error); empty lines before the request
-//     line are skipped (RFC 9112 2.2);
+//   - lines end in CRLF, or a bare LF (RFC 9112 2.2 allows it); a bare CR is an error;
+//     empty lines before the request line are skipped (RFC 9112 2.2);
 //   - header lines are "name: value": a token name right before the colon, no obs-fold,
 //     no control characters in the value;
 //   - Content-Length: digits only, all occurrences equal; with Transfer-Encoding, or
 //     Transfer-Encoding in an HTTP/1.0 request: an error;
-//   - request line and headers together at most kMaxHead bytes (CRLFs included):
-//     past it 414 while still in the request line, 431 once in the headers.
+//   - the request line at most kMaxHead bytes (400 past it), the headers at most
+//     kMaxHead bytes more (431 past it); line ends included.
 // Every error is 400 unless said otherwise. Bytes after the end of the head (a body,
 // pipelined requests) are ignored: the answer always closes the connection.
 #pragma once
@@ -45,7 +45,7 @@ class RequestParser {
 
   ParseStatus status() const { return status_; }
   const Request& request() const { return request_; }   // complete when Done
-  int error_status() const { return error_status_; }    // 400, 414 or 431 when Error
+  int error_status() const { return error_status_; }    // 400 or 431 when Error
   const std::string& error_reason() const { return error_reason_; }
   size_t head_bytes() const { return consumed_; }
 
@@ -63,6 +63,7 @@ class RequestParser {
   std::string line_;
   bool cr_ = false;        // the previous byte was a CR
   size_t consumed_ = 0;    // bytes of the head so far
+  size_t section_ = 0;     // of those, bytes of the request line, then of the headers
   bool transfer_encoding_ = false;
   int error_status_ = 0;
   std::string error_reason_;

@@ -460,27 +460,31 @@ def test_admin_http_errors_and_routing():
 
 
 @h.timeout(60)
-def test_admin_65th_connection_closed_at_accept():
+def test_admin_slow_clients_cannot_lock_out_a_probe():
+    # 64 slow clients fill the admin port; the 65th (a health probe) is answered at once and
+    # the oldest slow client is closed to make room.
     lb, admin = _start([h.service(h.free_port(), [h.start_backend("echo")])])
-    idle = [h.connect(admin, timeout=5.0) for _ in range(64)]
+    slow = []
+    for _ in range(64):
+        s = h.connect(admin, timeout=5.0)
+        s.sendall(b"GET /health HTTP/1.1\r\n")  # never finished
+        slow.append(s)
     time.sleep(0.5)  # all 64 accepted
-    extra = h.connect(admin, timeout=5.0)
-    t0 = time.monotonic()
-    how = h.wait_closed(extra, timeout=1.0)
-    assert time.monotonic() - t0 < 1.0, f"65th closed after {time.monotonic() - t0:.2f}s ({how})"
-    # The idle ones are still open (well within their 5 s).
-    idle[0].settimeout(0.2)
+    for i in range(3):
+        t0 = time.monotonic()
+        status, _, body = _get(admin, "/health")
+        took = time.monotonic() - t0
+        assert status == 200 and b'"ok"' in body, (status, body)
+        assert took < 1.0, f"probe {i} answered after {took:.2f}s"
+    # the oldest three gave way; the newest slow clients are still open
+    assert h.wait_closed(slow[0], timeout=1.0) in ("eof", "reset")
+    slow[-1].settimeout(0.2)
     try:
-        b = idle[0].recv(1)
-        h.fail(f"an idle admin connection was closed early ({b!r})")
+        b = slow[-1].recv(1)
+        h.fail(f"the newest slow admin connection was closed ({b!r})")
     except socket.timeout:
         pass
-    for s in idle[:8]:
-        s.close()
-    status, _, _ = h.eventually(lambda: _get(admin, "/health"), timeout=3.0,
-                                msg="/health answers once some idle connections went")
-    assert status == 200
-    for s in idle[8:]:
+    for s in slow:
         s.close()
     assert lb.alive()
 
@@ -689,7 +693,7 @@ def test_admin_bad_input_never_disturbs_the_data_port():
             s.close()
         if data:
             code = int(data.split(b" ", 2)[1])
-            assert code in (400, 404, 405, 414, 431), (raw[:40], data[:80])
+            assert code in (400, 404, 405, 431), (raw[:40], data[:80])
             note(str(code))
         else:
             note("closed")
@@ -711,7 +715,7 @@ def test_admin_bad_input_never_disturbs_the_data_port():
     s.sendall(b"GET /stats HTTP/1.1 " + b"x" * 100)
     assert h.wait_closed(s, timeout=7) in ("eof", "reset")
     s.close()
-    # 500 concurrent slow connections: 64 held, the rest closed at accept; all gone in time.
+    # 500 concurrent slow connections: 64 held at a time, older ones give way; all gone in time.
     slow = []
     for _ in range(500):
         try:

@@ -75,6 +75,12 @@ void set_proxy_options(int fd) {
   set_int(fd, SOL_SOCKET, SO_KEEPALIVE, 1);
 }
 
+void discard_input(int fd) {
+  // MSG_TRUNC on TCP drops the bytes without copying them; a few calls empty any receive queue.
+  for (int i = 0; i < 64; ++i)
+    if (::recv(fd, nullptr, size_t{1} << 30, MSG_TRUNC | MSG_DONTWAIT) <= 0) return;
+}
+
 void set_reset_on_close(int fd) {
   linger l{1, 0};
   ::setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof l);

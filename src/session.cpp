@@ -339,6 +339,11 @@ void Session::finish(Ending ending, int error) {
     // A reset on one side resets the other.
     set_reset_on_close(client_.get());
     if (backend_) set_reset_on_close(backend_.fd());
+  } else if (ending == Ending::Idle) {
+    // An idle close is orderly (FIN) on both sides, even when a peer stopped reading and
+    // bytes it will never take still wait in l4lb's sockets.
+    discard_input(client_.get());
+    if (backend_) discard_input(backend_.fd());
   }
   if (worker_.log().enabled(LogLevel::Debug)) {
     static constexpr const char* names[] = {"closed", "reset", "idle", "no backend", "aborted"};

@@ -27,6 +27,10 @@ int socket_error(int fd);
 // TCP_NODELAY + SO_KEEPALIVE, as every proxied socket gets.
 void set_proxy_options(int fd);
 
+// Drops whatever FD has received and nobody read (close() of a socket with unread bytes
+// sends a reset; after this it sends a FIN).
+void discard_input(int fd);
+
 // SO_LINGER {1, 0}: the next close() sends a reset instead of a FIN.
 void set_reset_on_close(int fd);
 

@@ -262,3 +262,58 @@ def test_slow_backend_bounds_memory():
     expected = f"{sent} {sent_hash.hexdigest()}\n".encode()
     assert answer == expected, f"sink reported {answer!r}, expected {expected!r}"
     return f"pushed {sent / MiB:.0f} MiB, RSS {rss0} -> peak {peak} KiB"
+
+
+@h.timeout(30)
+def test_idle_close_is_a_fin_even_with_bytes_stuck_in_l4lb():
+    # The backend sends a lot and then only waits; the client never reads. Nothing moves, so
+    # the idle timeout closes the pair: with FIN on both sides (INTERFACE.md), although bytes
+    # nobody will take are still queued in l4lb's sockets.
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(4)
+    h.ctx().add_sock(srv)
+    lb = h.start_service([f"127.0.0.1:{srv.getsockname()[1]}"], idle_timeout="1s", health_check={"type": "none"})
+    client = h.connect(lb.listen, timeout=3.0)
+    h.send_all(client, b"hello")
+    srv.settimeout(3.0)
+    conn, _ = srv.accept()
+    h.ctx().add_sock(conn)
+    conn.setblocking(False)
+    sent = 0
+    chunk = b"z" * 65536
+    t_end = time.monotonic() + 2.0
+    while time.monotonic() < t_end:  # until every buffer on the way is full
+        try:
+            sent += conn.send(chunk)
+        except BlockingIOError:
+            time.sleep(0.05)
+            try:
+                sent += conn.send(chunk)
+            except BlockingIOError:
+                break
+    conn.setblocking(True)
+    assert conn.recv(5) == b"hello"
+    conn.settimeout(5.0)
+    t0 = time.monotonic()
+    try:
+        tail = conn.recv(1)  # the backend waits for more from the client
+    except ConnectionResetError:
+        h.fail(f"backend reset by the idle close after {time.monotonic() - t0:.2f}s ({sent} bytes sent)")
+    assert tail == b"", tail
+    took = time.monotonic() - t0
+    assert 0.5 <= took <= 3.0, f"idle close after {took:.2f}s"
+    # The client gets what l4lb had already sent it, then EOF (not a reset).
+    got, how = 0, "eof"
+    client.settimeout(3.0)
+    while True:
+        try:
+            b = client.recv(1 << 16)
+        except ConnectionResetError:
+            how = "reset"
+            break
+        if not b:
+            break
+        got += len(b)
+    assert how == "eof", f"client saw a reset after {got} bytes"
+    return f"{sent} bytes sent by the backend, {got} reached the client before the FIN; backend saw FIN after {took:.2f}s"

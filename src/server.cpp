@@ -31,6 +31,30 @@ std::shared_ptr<Backend> find_backend(const Service* svc, const Address& addr) {
     if (b->config.address == addr) return b;
   return nullptr;
 }
+
+// A backend of SVC that an earlier reload removed and whose connections still run.
+std::shared_ptr<Backend> find_retired(const Service* svc, const Address& addr) {
+  if (!svc) return nullptr;
+  for (const auto& w : svc->retired)
+    if (std::shared_ptr<Backend> b = w.lock(); b && b->config.address == addr) return b;
+  return nullptr;
+}
+
+// After a reload of SVC to BACKENDS: remember the removed ones still in use, forget the
+// rest (and the ones that came back).
+void retire_removed(Service& svc, const std::vector<std::shared_ptr<Backend>>& backends) {
+  auto kept = [&](const Backend* b) {
+    for (const auto& k : backends)
+      if (k.get() == b) return true;
+    return false;
+  };
+  std::vector<std::weak_ptr<Backend>> retired;
+  for (const auto& w : svc.retired)
+    if (std::shared_ptr<Backend> b = w.lock(); b && !kept(b.get())) retired.push_back(b);
+  for (const auto& b : svc.pool.backends())
+    if (!kept(b.get()) && b->live() > 0) retired.push_back(b);
+  svc.retired = std::move(retired);
+}
 }  // namespace
 
 class Server::WorldStop {
@@ -197,6 +221,12 @@ bool Server::apply(const Config& cfg, std::string& error, Changes& changes) {
       if (b) {
         b->config = bc;
         ++kept;
+      } else if ((b = find_retired(previous.get(), bc.address))) {
+        // back after a removal: checked at once like any added backend, live count kept
+        b->config = bc;
+        b->health = HealthState::Unknown;
+        b->health_streak = 0;
+        ++changes.backends_added;
       } else {
         b = std::make_shared<Backend>(bc, nw);
         ++changes.backends_added;
@@ -210,6 +240,7 @@ bool Server::apply(const Config& cfg, std::string& error, Changes& changes) {
     if (previous) changes.backends_removed += previous->pool.backends().size() - kept;
     std::shared_ptr<Service> svc = previous;
     if (svc) {  // in place: rotation positions and the hash table's history are kept
+      retire_removed(*svc, backends);
       svc->config = sc;
       double moved = svc->pool.update(std::move(backends), sc.algorithm);
       if (sc.algorithm == Algorithm::ConsistentHash)

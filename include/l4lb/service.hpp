@@ -4,6 +4,7 @@
 #pragma once
 #include <cstdint>
 #include <string_view>
+#include <vector>
 
 #include "l4lb/config.hpp"
 #include "l4lb/log.hpp"
@@ -35,6 +36,9 @@ struct Service {
       : config(std::move(cfg)), pool(std::move(p)), slots_(workers) {}
   ServiceConfig config;
   Pool pool;
+  // Backends a reload removed while connections still held them: one that comes back by a
+  // later reload is the same object again, so its live count (those connections) goes on.
+  std::vector<std::weak_ptr<Backend>> retired;
 
   ServiceSlot& stats(size_t worker) { return slots_[worker]; }
   uint64_t active() const {

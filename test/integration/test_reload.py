@@ -262,6 +262,32 @@ def test_removed_backend_open_transfer_finishes():
     return f"reload at {at_reload / MiB:.0f} of {total / MiB:.0f} MiB"
 
 
+def test_backend_removed_then_added_back_keeps_its_live_count():
+    # Live counts come from socket lifetimes: a connection to a backend that a reload removed
+    # and a later reload brought back still counts, so max_connections holds across both.
+    a = h.start_backend("echo", name="alpha")
+    b = h.start_backend("id", name="bravo")
+    g: dict = {}
+    admin = _admin(g)
+    listen = f"127.0.0.1:{h.free_port()}"
+    with_a = h.config(h.service(listen, [{"address": a.addr, "max_connections": 1}, b.addr]), **g)
+    lb = h.start_l4lb(with_a)
+    held = h.connect(listen, timeout=3.0)  # round robin: the first goes to alpha
+    _echo_ok(held, b"mine")
+    assert _stats_backend(_stats(admin), "web", a.addr)["active_connections"] == 1
+    _reload(lb, h.config(h.service(listen, [b.addr]), **g))   # alpha removed, its client runs on
+    _reload(lb, with_a)                                        # and back
+    st = _stats_backend(_stats(admin), "web", a.addr)
+    assert st["active_connections"] == 1, f"alpha after coming back: {st}"
+    # alpha is full (1 of 1): new clients go to bravo only
+    assert _names(listen, 4) == ["bravo"] * 4
+    _echo_ok(held, b"still")
+    held.close()
+    h.eventually(lambda: _stats_backend(_stats(admin), "web", a.addr)["active_connections"] == 0,
+                 timeout=3.0, msg="alpha's count back to 0 when its client left")
+
+
+
 def test_invalid_config_keeps_old_and_counts_failure():
     a = h.start_backend("id", name="alpha")
     b = h.start_backend("id", name="bravo")

@@ -118,7 +118,8 @@ class WeightedLeastConnections final : public LoadHeap {
   Algorithm algorithm() const override { return Algorithm::WeightedLeastConnections; }
 };
 
-// random: uniform over the available members (an unavailable draw is redrawn).
+// random: in proportion to weight over the available members, as nginx's random (an
+// unavailable draw is redrawn).
 class Random final : public Selector {
  public:
   explicit Random(uint64_t seed);
@@ -130,6 +131,7 @@ class Random final : public Selector {
   uint64_t next();          // splitmix64
   size_t below(size_t n);   // uniform in [0, n)
   Members members_;
+  std::vector<size_t> cumulative_;  // running sums of the members' weights
   uint64_t state_;
 };
 

@@ -1,6 +1,9 @@
-// random: uniform over the available members. A draw that lands on an unavailable or
-// tried member is redrawn (which keeps the choice uniform over the rest); after a few
-// misses one pass picks uniformly among the members that remain (reservoir sampling).
+// random: a member with probability weight / total weight. A draw that lands on an
+// unavailable or tried member is redrawn (which keeps the choice proportional over the
+// rest); after a few misses one pass picks among the members that remain (weighted
+// reservoir sampling).
+#include <algorithm>
+
 #include "l4lb/selectors.hpp"
 
 namespace l4lb {
@@ -25,6 +28,12 @@ size_t Random::below(size_t n) {
 
 double Random::rebuild(std::span<Backend* const> members) {
   members_.update(members);
+  cumulative_.clear();  // every rebuild: a reload may change weights, not members
+  size_t total = 0;
+  for (Backend* b : members_.list()) {
+    total += static_cast<size_t>(std::max(b->config.weight, 1));
+    cumulative_.push_back(total);
+  }
   return 0;
 }
 
@@ -32,13 +41,19 @@ Backend* Random::pick(const PickContext&, const PickFilter& filter) {
   const auto& list = members_.list();
   if (list.empty()) return nullptr;
   for (int i = 0; i < kDraws; ++i) {
-    Backend* b = list[below(list.size())];
-    if (filter.ok(b)) return b;
+    size_t r = below(cumulative_.back());
+    size_t k = static_cast<size_t>(std::upper_bound(cumulative_.begin(), cumulative_.end(), r) -
+                                   cumulative_.begin());
+    if (filter.ok(list[k])) return list[k];
   }
   Backend* chosen = nullptr;
   size_t seen = 0;
-  for (Backend* b : list)
-    if (filter.ok(b) && below(++seen) == 0) chosen = b;
+  for (Backend* b : list) {
+    if (!filter.ok(b)) continue;
+    size_t w = static_cast<size_t>(std::max(b->config.weight, 1));
+    seen += w;
+    if (below(seen) < w) chosen = b;  // keeps each so far with probability w / seen
+  }
   return chosen;
 }
 

@@ -390,6 +390,19 @@ def test_random_spreads_300_over_3():
     return f"counts {counts}"
 
 
+@h.timeout(40)
+def test_random_follows_weights():
+    names = ["a", "b", "c"]
+    backends = [h.start_backend("id", name=n) for n in names]
+    weighted = [{"address": b.addr, "weight": w} for b, w in zip(backends, (4, 1, 1))]
+    lb = h.start_service(weighted, algorithm="random")
+    seen = [_name_via(lb.listen) for _ in range(300)]
+    counts = {n: seen.count(n) for n in names}
+    # expected 200 / 50 / 50
+    assert 160 <= counts["a"] <= 240 and all(20 <= counts[n] <= 85 for n in "bc"), f"random spread {counts}"
+    return f"counts {counts} for weights 4:1:1"
+
+
 @h.timeout(30)
 def test_weighted_round_robin_smooth_sequence():
     a = h.start_backend("id", name="a")

@@ -1,5 +1,7 @@
-// random: uniform over the available backends (chi-square over 10,000 picks).
+// random: in proportion to weight over the available backends (chi-square over 10,000 picks).
 #include <doctest/doctest.h>
+
+#include <algorithm>
 
 #include "selector_test_helpers.hpp"
 
@@ -7,19 +9,24 @@ using namespace l4lb;
 using namespace l4lb::testing;
 
 namespace {
-// Chi-square of COUNTS against a uniform spread of their sum.
-double chi_square(const std::vector<int>& counts) {
-  double total = 0;
+// Chi-square of COUNTS against a spread of their sum in proportion to WEIGHTS (uniform
+// when WEIGHTS is empty).
+double chi_square(const std::vector<int>& counts, std::vector<double> weights = {}) {
+  if (weights.empty()) weights.assign(counts.size(), 1.0);
+  double total = 0, wsum = 0, chi = 0;
   for (int c : counts) total += c;
-  double expected = total / static_cast<double>(counts.size()), chi = 0;
-  for (int c : counts) chi += (c - expected) * (c - expected) / expected;
+  for (double w : weights) wsum += w;
+  for (size_t i = 0; i < counts.size(); ++i) {
+    double expected = total * weights[i] / wsum;
+    chi += (counts[i] - expected) * (counts[i] - expected) / expected;
+  }
   return chi;
 }
 }  // namespace
 
-TEST_CASE("random: uniform over 10 backends (chi-square, 10,000 picks)") {
+TEST_CASE("random: uniform over 10 equal backends (chi-square, 10,000 picks)") {
   std::vector<std::shared_ptr<Backend>> bs;
-  for (int i = 0; i < 10; ++i) bs.push_back(backend(100 + i, 1 + i));  // weights ignored
+  for (int i = 0; i < 10; ++i) bs.push_back(backend(100 + i));
   Pool pool(bs, Algorithm::Random);
   std::vector<int> counts(10, 0);
   for (int i = 0; i < 10000; ++i) {
@@ -28,6 +35,46 @@ TEST_CASE("random: uniform over 10 backends (chi-square, 10,000 picks)") {
   }
   // 9 degrees of freedom: P(chi2 > 35) is about 6e-5.
   CHECK(chi_square(counts) < 35.0);
+}
+
+TEST_CASE("random: in proportion to weight, as nginx's random (weights 1..10, and 5:1:1)") {
+  std::vector<std::shared_ptr<Backend>> bs;
+  std::vector<double> weights;
+  for (int i = 0; i < 10; ++i) {
+    bs.push_back(backend(150 + i, 1 + i));
+    weights.push_back(1 + i);
+  }
+  Pool pool(bs, Algorithm::Random);
+  std::vector<int> counts(10, 0);
+  for (int i = 0; i < 20000; ++i) {
+    Backend* b = pick(pool);
+    for (size_t k = 0; k < bs.size(); ++k) counts[k] += bs[k].get() == b;
+  }
+  CHECK(chi_square(counts, weights) < 35.0);
+  CHECK(chi_square(counts) > 1000.0);  // far from uniform
+
+  // A reload that changes only weights takes effect (no change of members).
+  for (auto& b : bs) b->config.weight = 1;
+  pool.refresh();
+  std::fill(counts.begin(), counts.end(), 0);
+  for (int i = 0; i < 10000; ++i) {
+    Backend* b = pick(pool);
+    for (size_t k = 0; k < bs.size(); ++k) counts[k] += bs[k].get() == b;
+  }
+  CHECK(chi_square(counts) < 35.0);
+
+  // The linear fallback keeps the proportions: 5:1:1 among three left of many.
+  std::vector<std::shared_ptr<Backend>> many;
+  for (int i = 0; i < 200; ++i) many.push_back(backend(400 + i, i == 0 ? 5 : 1));
+  Pool sparse(many, Algorithm::Random);
+  for (size_t k = 3; k < many.size(); ++k) many[k]->config.drain = true;  // draws mostly miss
+  std::vector<int> three(3, 0);
+  for (int i = 0; i < 14000; ++i) {
+    Backend* b = pick(sparse);
+    for (size_t k = 0; k < 3; ++k) three[k] += many[k].get() == b;
+  }
+  CHECK(three[0] + three[1] + three[2] == 14000);
+  CHECK(chi_square(three, {5, 1, 1}) < 14.0);  // 2 degrees of freedom
 }
 
 TEST_CASE("random: uniform over the backends that remain when some are unavailable") {

@@ -221,6 +221,12 @@ bool Server::apply(const Config& cfg, std::string& error, Changes& changes) {
       if (b) {
         b->config = bc;
         ++kept;
+        if (previous->config.health_check.type == HealthType::None &&
+            sc.health_check.type != HealthType::None) {
+          // checks turned on: its "up" was never measured; checked at once like a new one
+          b->health = HealthState::Unknown;
+          b->health_streak = 0;
+        }
       } else if ((b = find_retired(previous.get(), bc.address))) {
         // back after a removal: checked at once like any added backend, live count kept
         b->config = bc;

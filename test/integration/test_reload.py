@@ -521,3 +521,23 @@ def test_reload_of_a_few_services_completes_within_100ms():
     limit = 0.5 if h.SANITIZED else 0.1
     assert worst <= limit, f"a reload took {worst * 1000:.0f} ms (limit {limit * 1000:.0f} ms)"
     return f"slowest of 5 reloads of 3 services: {worst * 1000:.0f} ms (log timestamps are in ms)"
+
+
+@h.timeout(30)
+def test_turning_checks_on_by_reload_checks_at_once():
+    # With health_check none every backend is "up" unmeasured; a reload that turns checks on
+    # checks them at once, and a first failure marks a dead one down at once (not after
+    # unhealthy_threshold x interval).
+    alive = h.start_backend("id", name="alive")
+    dead = h.dead_addr()
+    listen = f"127.0.0.1:{h.free_port()}"
+    lb = h.start_l4lb(h.config(h.service(listen, [alive.addr, dead], retries=1)))
+    checks = {"type": "tcp", "interval": "10s", "timeout": "1s", "unhealthy_threshold": 3}
+    off = lb.log_offset()
+    t0 = time.monotonic()
+    _reload(lb, h.config(h.service(listen, [alive.addr, dead], retries=1, health_check=checks)))
+    lb.wait_for_log(r'msg="backend down".*backend=' + re.escape(dead), timeout=3.0, start=off)
+    took = time.monotonic() - t0
+    assert took < 2.0, f"dead backend down {took:.2f}s after the reload"
+    assert _names(listen, 4) == ["alive"] * 4
+    return f"down {took * 1000:.0f} ms after the reload"

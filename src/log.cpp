@@ -59,9 +59,8 @@ std::string logfmt_value(std::string_view v) {
 
 Log::Log(LogLevel level, int fd) : level_(level), fd_(fd), journal_(stderr_is_journal(fd)) {}
 
-std::string Log::format(LogLevel level, std::string_view msg,
-                        std::initializer_list<LogField> fields, bool journal,
-                        double unix_time) const {
+std::string Log::format(LogLevel level, std::string_view msg, std::span<const LogField> fields,
+                        bool journal, double unix_time) const {
   std::string line;
   if (journal) {
     line = fmt::format("<{}>", static_cast<int>(level));
@@ -93,7 +92,7 @@ std::string Log::format_plain(LogLevel level, std::string_view text, bool journa
   return line;
 }
 
-void Log::write(LogLevel level, std::string_view msg, std::initializer_list<LogField> fields) {
+void Log::write(LogLevel level, std::string_view msg, std::span<const LogField> fields) {
   if (!enabled(level)) return;
   emit(format(level, msg, fields, journal_, now_unix()));
 }

@@ -75,7 +75,8 @@ void set_proxy_options(int fd) {
   set_int(fd, SOL_SOCKET, SO_KEEPALIVE, 1);
 }
 
-void discard_input(int fd) {
+void fin_and_drop_input(int fd) {
+  ::shutdown(fd, SHUT_WR);
   // MSG_TRUNC on TCP drops the bytes without copying them into the buffer, which is never
   // written (and so never costs memory); it is real only for tools that check the call.
   static char sink[1 << 20];

@@ -43,15 +43,6 @@ bool Members::update(std::span<Backend* const> members) {
 }
 
 namespace {
-constexpr uint64_t fmix64(uint64_t k) {
-  k ^= k >> 33;
-  k *= 0xff51afd7ed558ccdULL;
-  k ^= k >> 33;
-  k *= 0xc4ceb9fe1a85ec53ULL;
-  k ^= k >> 33;
-  return k;
-}
-
 // Family tag + address bytes (+ port), network byte order: the same everywhere.
 size_t address_bytes(const Address& a, bool with_port, unsigned char out[19]) {
   size_t n = 0;

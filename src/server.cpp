@@ -217,28 +217,25 @@ bool Server::apply(const Config& cfg, std::string& error, Changes& changes) {
     std::vector<std::shared_ptr<Backend>> backends;
     size_t kept = 0;
     for (const BackendConfig& bc : sc.backends) {
+      // A kept backend keeps its health, unless checks were off (its "up" was never
+      // measured); one back after a removal is checked like any added one, its live
+      // count (connections that ran on) kept.
+      bool unmeasured = false;
       std::shared_ptr<Backend> b = find_backend(previous.get(), bc.address);
       if (b) {
-        b->config = bc;
         ++kept;
-        if (previous->config.health_check.type == HealthType::None &&
-            sc.health_check.type != HealthType::None) {
-          // checks turned on: its "up" was never measured; checked at once like a new one
-          b->health = HealthState::Unknown;
-          b->health_streak = 0;
-        }
+        unmeasured = previous->config.health_check.type == HealthType::None;
       } else if ((b = find_retired(previous.get(), bc.address))) {
-        // back after a removal: checked at once like any added backend, live count kept
-        b->config = bc;
-        b->health = HealthState::Unknown;
-        b->health_streak = 0;
         ++changes.backends_added;
+        unmeasured = true;
       } else {
         b = std::make_shared<Backend>(bc, nw);
         ++changes.backends_added;
       }
-      if (sc.health_check.type == HealthType::None) {  // no checks: always up
-        b->health = HealthState::Up;
+      b->config = bc;
+      if (sc.health_check.type == HealthType::None || unmeasured) {
+        // no checks: always up; else unknown = checked at once, available until then
+        b->health = sc.health_check.type == HealthType::None ? HealthState::Up : HealthState::Unknown;
         b->health_streak = 0;
       }
       backends.push_back(std::move(b));

@@ -37,22 +37,13 @@ void Service::report_health(Backend& b, bool ok, std::string_view reason, Log& l
   rec.history.push_back({rec.last_check, before, after, std::string(reason)});
   if (rec.history.size() > kHistory) rec.history.pop_front();
   double moved = pool.set_health(b, after);  // rebuilds only if membership changed
-  // consistent_hash: how much of the lookup table now maps elsewhere (table_moved=).
-  const bool hashed = config.algorithm == Algorithm::ConsistentHash;
-  const std::string moved_text = fmt::format("{:.4f}", moved);
-  if (b.health == HealthState::Up) {
-    if (hashed)
-      log.info("backend up", {{"service", config.name}, {"backend", b.config.address_text},
-                              {"table_moved", moved_text}});
-    else
-      log.info("backend up", {{"service", config.name}, {"backend", b.config.address_text}});
-  } else if (hashed) {
-    log.warn("backend down", {{"service", config.name}, {"backend", b.config.address_text},
-                              {"reason", std::string(reason)}, {"table_moved", moved_text}});
-  } else {
-    log.warn("backend down", {{"service", config.name}, {"backend", b.config.address_text},
-                              {"reason", std::string(reason)}});
-  }
+  const bool up = after == HealthState::Up;
+  std::vector<LogField> fields{{"service", config.name}, {"backend", b.config.address_text}};
+  if (!up) fields.push_back({"reason", std::string(reason)});
+  // consistent_hash: how much of the lookup table now maps elsewhere.
+  if (config.algorithm == Algorithm::ConsistentHash)
+    fields.push_back({"table_moved", fmt::format("{:.4f}", moved)});
+  log.write(up ? LogLevel::Info : LogLevel::Warn, up ? "backend up" : "backend down", fields);
 }
 
 }  // namespace l4lb

@@ -341,13 +341,9 @@ void Session::finish(Ending ending, int error) {
     if (backend_) set_reset_on_close(backend_.fd());
   } else if (ending == Ending::Idle) {
     // An idle close is orderly (FIN) on both sides, even when a peer stopped reading and
-    // bytes it will never take still wait in l4lb's sockets: the FIN goes first (after what
-    // was already sent), then unread input is dropped so that close() adds no reset (a peer
-    // that keeps sending after our FIN may still get one, as from any closed socket).
-    ::shutdown(client_.get(), SHUT_WR);
-    if (backend_) ::shutdown(backend_.fd(), SHUT_WR);
-    discard_input(client_.get());
-    if (backend_) discard_input(backend_.fd());
+    // bytes it will never take still wait in l4lb's sockets.
+    fin_and_drop_input(client_.get());
+    if (backend_) fin_and_drop_input(backend_.fd());
   }
   if (worker_.log().enabled(LogLevel::Debug)) {
     static constexpr const char* names[] = {"closed", "reset", "idle", "no backend", "aborted"};

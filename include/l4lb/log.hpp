@@ -2,6 +2,7 @@
 // stderr) each line starts with its syslog priority "<N>" and leaves out ts=.
 #pragma once
 #include <initializer_list>
+#include <span>
 #include <string>
 #include <string_view>
 
@@ -22,7 +23,10 @@ class Log {
   void set_level(LogLevel level) { level_ = level; }
   bool enabled(LogLevel level) const { return static_cast<int>(level) <= static_cast<int>(level_); }
 
-  void write(LogLevel level, std::string_view msg, std::initializer_list<LogField> fields = {});
+  void write(LogLevel level, std::string_view msg, std::span<const LogField> fields);
+  void write(LogLevel level, std::string_view msg, std::initializer_list<LogField> fields = {}) {
+    write(level, msg, std::span<const LogField>(fields.begin(), fields.size()));
+  }
   void error(std::string_view msg, std::initializer_list<LogField> f = {}) { write(LogLevel::Error, msg, f); }
   void warn(std::string_view msg, std::initializer_list<LogField> f = {}) { write(LogLevel::Warn, msg, f); }
   void info(std::string_view msg, std::initializer_list<LogField> f = {}) { write(LogLevel::Info, msg, f); }
@@ -33,8 +37,12 @@ class Log {
   void plain(LogLevel level, std::string_view text);
 
   // The line write() would emit, without the trailing newline (for tests).
-  std::string format(LogLevel level, std::string_view msg, std::initializer_list<LogField> fields,
+  std::string format(LogLevel level, std::string_view msg, std::span<const LogField> fields,
                      bool journal, double unix_time) const;
+  std::string format(LogLevel level, std::string_view msg, std::initializer_list<LogField> fields,
+                     bool journal, double unix_time) const {
+    return format(level, msg, std::span<const LogField>(fields.begin(), fields.size()), journal, unix_time);
+  }
   // The line plain() would emit, without the trailing newline.
   static std::string format_plain(LogLevel level, std::string_view text, bool journal);
 

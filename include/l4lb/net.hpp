@@ -27,9 +27,10 @@ int socket_error(int fd);
 // TCP_NODELAY + SO_KEEPALIVE, as every proxied socket gets.
 void set_proxy_options(int fd);
 
-// Drops whatever FD has received and nobody read (close() of a socket with unread bytes
-// sends a reset; after this it sends a FIN).
-void discard_input(int fd);
+// Sends FD's FIN now (after what is already queued), then drops whatever it received and
+// nobody read, so that the close() that follows adds no reset (close() with unread bytes
+// resets; a peer that keeps sending after the FIN may still get one, as from any closed socket).
+void fin_and_drop_input(int fd);
 
 // SO_LINGER {1, 0}: the next close() sends a reset instead of a FIN.
 void set_reset_on_close(int fd);

@@ -11,7 +11,8 @@
 // then they stay correct (an unavailable backend is never chosen) but a backend that
 // came back up is not chosen yet.
 //
-// One pool per worker (rotation positions are per pool); live counts are shared.
+// One pool per service, shared by every worker under a short mutex (one rotation over all
+// workers); live counts are atomics in Backend.
 #pragma once
 #include <memory>
 #include <mutex>

@@ -48,15 +48,6 @@ constexpr uint64_t kOne = uint64_t{1} << ConsistentHash::kLogBits;
 
 __extension__ typedef unsigned __int128 u128;
 
-constexpr uint64_t fmix64(uint64_t k) {
-  k ^= k >> 33;
-  k *= 0xff51afd7ed558ccdULL;
-  k ^= k >> 33;
-  k *= 0xc4ceb9fe1a85ec53ULL;
-  k ^= k >> 33;
-  return k;
-}
-
 // fmix64 is a bijection: its inverse tells which key gave a hash (see best_of).
 constexpr uint64_t mul_inverse(uint64_t a) {  // a odd: a * x == 1 mod 2^64 (Newton)
   uint64_t x = a;

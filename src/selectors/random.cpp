@@ -27,11 +27,11 @@ size_t Random::below(size_t n) {
 }
 
 double Random::rebuild(std::span<Backend* const> members) {
-  members_.update(members);
-  cumulative_.clear();  // every rebuild: a reload may change weights, not members
+  if (!members_.update(members)) return 0;  // same members with the same weights
+  cumulative_.clear();
   size_t total = 0;
-  for (Backend* b : members_.list()) {
-    total += static_cast<size_t>(std::max(b->config.weight, 1));
+  for (int w : members_.weights()) {
+    total += static_cast<size_t>(std::max(w, 1));
     cumulative_.push_back(total);
   }
   return 0;

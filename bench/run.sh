@@ -71,20 +71,7 @@ for p in "$P_IPERF" "$P_HTTP" "$P_LB_BULK" "$P_LB_HTTP"; do
   port_busy "$p" && die "port $p is in use (set BENCH_PORT_BASE)"
 done
 
-# The machine may be shared (compilers, tests): run everything at high priority so the
-# balancer and the generators are not preempted (BENCH_NICE=0 disables; needs root).
-BENCH_NICE=${BENCH_NICE:--20}
-# With CONFIG_SCHED_AUTOGROUP (sched_autogroup_enabled=1) CPU is shared between sessions first,
-# so a task's nice only matters inside its session: also set this session's autogroup nice,
-# and restore it on exit.
-AUTOGROUP_OLD=
-if [[ $BENCH_NICE != 0 ]]; then
-  renice -n "$BENCH_NICE" -p $$ >/dev/null 2>&1 || log "warning: could not renice to $BENCH_NICE"
-  if [[ $(cat /proc/sys/kernel/sched_autogroup_enabled 2>/dev/null) == 1 && -w /proc/$$/autogroup ]]; then
-    AUTOGROUP_OLD=$(awk '{print $3}' /proc/$$/autogroup)
-    echo "$BENCH_NICE" >/proc/$$/autogroup 2>/dev/null || AUTOGROUP_OLD=
-  fi
-fi
+bench_renice
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 
 HARD=$(ulimit -Hn)
@@ -96,21 +83,10 @@ cd "$WORK"   # nothing the script runs may drop files into the caller's director
 RAW="$WORK/raw.tsv"
 # Use a private copy of the binary: the shared tree may be rebuilt while we run.
 cp "$L4LB_BIN" "$WORK/l4lb-bin"
-L4LB_ID="$("$L4LB_BIN" --version 2>&1) ($L4LB_BIN, built $(date -u -r "$L4LB_BIN" +%Y-%m-%dT%H:%M:%SZ), sha256 $(sha256sum "$L4LB_BIN" | cut -c1-12)"
-if [[ $L4LB_BIN == "$ROOT_DIR"/* ]]; then
-  L4LB_ID+=", tree at git $(git -C "$ROOT_DIR" rev-parse --short HEAD 2>/dev/null)$(git -C "$ROOT_DIR" diff --quiet -- src include 2>/dev/null || echo ' + uncommitted changes in src/include')"
-fi
-L4LB_ID+="${L4LB_DESC:+, $L4LB_DESC})"
+L4LB_ID=$(l4lb_id "$L4LB_BIN")
 L4LB_BIN_ORIG=$L4LB_BIN
 L4LB_BIN="$WORK/l4lb-bin"
 : >"$RAW"
-on_exit() {
-  local rc=$?
-  cleanup_all
-  if [[ -n ${AUTOGROUP_OLD:-} ]]; then echo "$AUTOGROUP_OLD" >/proc/$$/autogroup 2>/dev/null || true; fi
-  if ((KEEP)) || ((rc != 0)); then log "work directory kept: $WORK"; else rm -rf "$WORK"; fi
-  exit $rc
-}
 trap on_exit EXIT
 trap 'exit 130' INT TERM
 

@@ -33,9 +33,9 @@ CXXFLAGS += -std=c++20 $(OPT) -Wall -Wextra -Wshadow -Wno-unused-parameter $(SAN
 LDFLAGS  += $(SANFLAGS)
 LDLIBS   := -lev -lyaml-cpp -lfmt -lsystemd -lpthread
 
-LIB_SRC  := $(filter-out src/main.cpp,$(wildcard src/*.cpp src/*/*.cpp))
+LIB_SRC  := $(filter-out src/main.cpp,$(shell find src -name '*.cpp' | sort))
 LIB_OBJ  := $(LIB_SRC:%.cpp=$(BUILD)/obj/%.o)
-UNIT_SRC := $(wildcard test/unit/*.cpp)
+UNIT_SRC := $(shell find test/unit -name '*.cpp' | sort)
 UNIT_OBJ := $(UNIT_SRC:%.cpp=$(BUILD)/obj/%.o)
 TESTD_SRC := $(wildcard test/testd/*.cpp)
 TESTD_OBJ := $(TESTD_SRC:%.cpp=$(BUILD)/obj/%.o)

@@ -14,7 +14,7 @@
 #include <string>
 #include <vector>
 
-#include "l4lb/pool.hpp"
+#include "l4lb/balance/pool.hpp"
 
 using namespace l4lb;
 

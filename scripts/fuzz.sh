@@ -23,12 +23,12 @@ flags=(-std=c++20 -g -O1 -fno-omit-frame-pointer -fsanitize=fuzzer,address,undef
 
 srcs() {  # the l4lb sources (and libraries) each target links
   case $1 in
-    config)        echo src/config.cpp src/address.cpp src/duration.cpp -lyaml-cpp -lfmt ;;
-    duration)      echo src/duration.cpp ;;
-    address)       echo src/address.cpp ;;
-    status_line)   echo src/http_probe.cpp -lfmt ;;
-    admin_request) echo src/admin_http.cpp -lfmt ;;
-    proxy_header)  echo src/proxy_header.cpp src/address.cpp ;;
+    config)        echo src/config/config.cpp src/base/address.cpp src/base/duration.cpp -lyaml-cpp -lfmt ;;
+    duration)      echo src/base/duration.cpp ;;
+    address)       echo src/base/address.cpp ;;
+    status_line)   echo src/health/http_probe.cpp -lfmt ;;
+    admin_request) echo src/admin/admin_http.cpp -lfmt ;;
+    proxy_header)  echo src/dataplane/proxy_header.cpp src/base/address.cpp ;;
     *) echo "unknown fuzz target: $1" >&2; return 1 ;;
   esac
 }

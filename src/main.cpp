@@ -6,9 +6,9 @@
 #include <cstdio>
 #include <string>
 
-#include "l4lb/config.hpp"
-#include "l4lb/log.hpp"
-#include "l4lb/server.hpp"
+#include "l4lb/config/config.hpp"
+#include "l4lb/log/log.hpp"
+#include "l4lb/control/server.hpp"
 
 namespace {
 

@@ -4,7 +4,7 @@
 #include <string>
 
 #include "fuzz.hpp"
-#include "l4lb/address.hpp"
+#include "l4lb/base/address.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string_view text = fuzz_text(data, size);

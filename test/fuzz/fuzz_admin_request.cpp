@@ -4,7 +4,7 @@
 #include <string>
 
 #include "fuzz.hpp"
-#include "l4lb/admin_http.hpp"
+#include "l4lb/admin/admin_http.hpp"
 
 using l4lb::http::ParseStatus;
 using l4lb::http::RequestParser;

@@ -5,7 +5,7 @@
 #include <string>
 
 #include "fuzz.hpp"
-#include "l4lb/config.hpp"
+#include "l4lb/config/config.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   l4lb::ConfigResult r;

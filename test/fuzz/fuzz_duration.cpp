@@ -3,7 +3,7 @@
 #include <string>
 
 #include "fuzz.hpp"
-#include "l4lb/duration.hpp"
+#include "l4lb/base/duration.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   l4lb::Millis d{-1};

@@ -8,7 +8,7 @@
 #include <string>
 
 #include "fuzz.hpp"
-#include "l4lb/proxy_header.hpp"
+#include "l4lb/dataplane/proxy_header.hpp"
 
 namespace {
 

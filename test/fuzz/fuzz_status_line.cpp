@@ -1,7 +1,7 @@
 // check_status_line against a few expected ranges: never crashes, and the verdict is
 // consistent (Pass only inside the range, NeedMore only before a full line under 8 KiB).
 #include "fuzz.hpp"
-#include "l4lb/http_probe.hpp"
+#include "l4lb/health/http_probe.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   static constexpr int kRanges[][2] = {{200, 200}, {200, 399}, {100, 599}, {500, 300}};

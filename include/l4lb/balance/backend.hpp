@@ -1,0 +1,127 @@
+// Backend: one backend of one service — its settings, health state, live count and
+// counters. Plain data; only a Lease changes the live count.
+#pragma once
+#include <atomic>
+#include <cstdint>
+#include <deque>
+#include <string>
+#include <memory>
+
+#include "l4lb/config/config.hpp"
+#include "l4lb/base/counters.hpp"
+
+namespace l4lb {
+
+enum class HealthState { Unknown, Up, Down };
+
+// What the prober last learned about a backend (for logs, /stats and /metrics).
+struct HealthRecord {
+  double last_check = 0;       // unix seconds of the last finished check; 0 = none yet
+  std::string last_error;      // reason of the last failed check; empty after a success
+  uint64_t checks_ok = 0;
+  uint64_t checks_failed = 0;
+  struct Transition {
+    double at;                 // unix seconds
+    HealthState from;
+    HealthState to;
+    std::string reason;
+  };
+  std::deque<Transition> history;  // the last 16 state changes, oldest first
+};
+
+// The connect durations of one backend, as a Prometheus histogram (seconds).
+struct ConnectHistogram {
+  static constexpr double kBounds[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
+                                       0.05,   0.1,   0.25,   0.5,   1,    2.5, 5};
+  static constexpr size_t kBuckets = sizeof kBounds / sizeof kBounds[0];
+  uint64_t counts[kBuckets + 1] = {};  // per bucket (not cumulative); last = +Inf
+  uint64_t count = 0;
+  double sum = 0;
+};
+
+// What one worker counts for one backend.
+struct alignas(64) BackendSlot {
+  Counter connections;  // established
+  Counter failures;     // connect attempts that failed (refused, timed out, ...)
+  Counter bytes_in;     // client -> backend
+  Counter bytes_out;    // backend -> client
+  Counter connect_buckets[ConnectHistogram::kBuckets + 1];
+  Counter connect_nanos;
+  void observe_connect(double seconds) {
+    size_t i = 0;
+    while (i < ConnectHistogram::kBuckets && seconds > ConnectHistogram::kBounds[i]) ++i;
+    connect_buckets[i].add(1);
+    connect_nanos.add(static_cast<uint64_t>(seconds * 1e9));
+  }
+};
+
+class Backend;
+
+// Told after every change of a backend's live count, by Lease (still the only writer),
+// on the thread that changed it. Lets an algorithm that orders backends by load
+// (least_connections) keep its index current without scanning. Reads only.
+class LoadObserver {
+ public:
+  virtual void load_changed(Backend& b) = 0;
+
+ protected:
+  ~LoadObserver() = default;
+};
+
+// The sum of every worker's BackendSlot.
+struct BackendCounters {
+  uint64_t connections = 0;
+  uint64_t failures = 0;
+  uint64_t bytes_in = 0;
+  uint64_t bytes_out = 0;
+};
+
+class Backend : public std::enable_shared_from_this<Backend> {
+ public:
+  explicit Backend(BackendConfig cfg, size_t workers = 1)
+      : config(std::move(cfg)), slots_(workers) {}
+  Backend(const Backend&) = delete;
+  Backend& operator=(const Backend&) = delete;
+
+  BackendConfig config;  // weight, max_connections, backup, drain: replaced by a reload
+  std::atomic<HealthState> health{HealthState::Unknown};  // set by the main thread, read by workers
+  int health_streak = 0;  // consecutive check results of one kind: +successes / -failures
+  HealthRecord health_record;
+
+  // Data-path counts: each worker writes its own slot.
+  BackendSlot& stats(size_t worker) { return slots_[worker]; }
+  BackendCounters totals() const {
+    return {slots_.sum(&BackendSlot::connections), slots_.sum(&BackendSlot::failures),
+            slots_.sum(&BackendSlot::bytes_in), slots_.sum(&BackendSlot::bytes_out)};
+  }
+  ConnectHistogram connect_times() const {
+    ConnectHistogram h;
+    for (size_t w = 0; w < slots_.size(); ++w) {
+      const BackendSlot& s = slots_.at(w);
+      for (size_t i = 0; i <= ConnectHistogram::kBuckets; ++i) h.counts[i] += s.connect_buckets[i].get();
+      h.sum += static_cast<double>(s.connect_nanos.get()) / 1e9;
+    }
+    for (uint64_t c : h.counts) h.count += c;
+    return h;
+  }
+
+  uint32_t live() const { return live_.load(std::memory_order_relaxed); }
+  // Up (or not yet checked), not draining, below max_connections.
+  bool available() const {
+    return health != HealthState::Down && !config.drain &&
+           (config.max_connections == 0 || live() < config.max_connections);
+  }
+
+ private:
+  friend class Lease;
+  std::atomic<uint32_t> live_{0};  // shared by all workers
+  PerWorker<BackendSlot> slots_;
+
+ public:
+  // Set by the pool's load-ordered algorithm while this backend is one of its members;
+  // load_slot is that algorithm's own bookkeeping (its index position).
+  std::atomic<LoadObserver*> load_observer{nullptr};  // read by Lease on any worker's thread
+  uint32_t load_slot = 0;
+};
+
+}  // namespace l4lb

@@ -1,0 +1,41 @@
+// Non-blocking sockets: listen, accept, connect, and the options l4lb sets on them.
+#pragma once
+#include "l4lb/base/address.hpp"
+#include "l4lb/base/fd.hpp"
+
+namespace l4lb {
+
+// A bound, listening, non-blocking socket with SO_REUSEADDR (IPv6 sockets are
+// IPV6_V6ONLY) and the proxy options (TCP_NODELAY, SO_KEEPALIVE), which the sockets
+// it accepts inherit. REUSE_PORT (SO_REUSEPORT) only where several sockets of this process
+// share the address (one per worker): without it a second l4lb cannot bind it too.
+// On failure returns an empty fd and sets errno.
+UniqueFd listen_tcp(const Address& addr, bool reuse_port = false, int backlog = 4096);
+
+// accept4(SOCK_NONBLOCK|SOCK_CLOEXEC). Empty fd with errno set when nothing was accepted.
+UniqueFd accept_tcp(int listen_fd, Address& peer);
+
+// Starts a non-blocking connect. Returns the socket, with IN_PROGRESS telling whether
+// the connect is still under way or already established (a loopback or same-host backend
+// usually answers within the call). Empty fd + errno on failure, including a refusal that
+// arrived within the call.
+UniqueFd connect_tcp(const Address& addr, bool& in_progress);
+
+// The pending error of a socket whose connect finished (SO_ERROR): 0 on success.
+int socket_error(int fd);
+
+// TCP_NODELAY + SO_KEEPALIVE, as every proxied socket gets.
+void set_proxy_options(int fd);
+
+// Sends FD's FIN now (after what is already queued), then drops whatever it received and
+// nobody read, so that the close() that follows adds no reset (close() with unread bytes
+// resets; a peer that keeps sending after the FIN may still get one, as from any closed socket).
+void fin_and_drop_input(int fd);
+
+// SO_LINGER {1, 0}: the next close() sends a reset instead of a FIN.
+void set_reset_on_close(int fd);
+
+// The local address of a socket (getsockname).
+Address local_address(int fd);
+
+}  // namespace l4lb

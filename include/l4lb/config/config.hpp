@@ -1,0 +1,101 @@
+// The config: plain structs, immutable once loaded. load_config() is the only code
+// that knows YAML; everything else sees these structs.
+#pragma once
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "l4lb/base/address.hpp"
+#include "l4lb/base/duration.hpp"
+
+namespace l4lb {
+
+enum class Algorithm {
+  RoundRobin,
+  WeightedRoundRobin,
+  LeastConnections,
+  WeightedLeastConnections,
+  Random,
+  IpHash,
+  ConsistentHash,
+};
+enum class ProxyProtocol { Off, V1, V2 };
+enum class HealthType { Tcp, Http, None };
+enum class LogLevel { Error = 3, Warn = 4, Info = 6, Debug = 7 };  // syslog priorities
+
+std::string_view to_string(Algorithm a);       // "round_robin", ...
+std::string_view to_string(ProxyProtocol p);   // "off", "v1", "v2"
+std::string_view to_string(HealthType t);      // "tcp", "http", "none"
+std::string_view to_string(LogLevel l);        // "error", "warn", "info", "debug"
+
+struct HealthCheckConfig {
+  HealthType type = HealthType::Tcp;
+  Millis interval{5000};
+  Millis timeout{2000};
+  int healthy_threshold = 2;    // 1..100
+  int unhealthy_threshold = 3;  // 1..100
+  std::string path = "/health";
+  int expect_status_min = 200;  // 100..599; a single code has min == max
+  int expect_status_max = 200;
+  std::string host;  // empty: the backend address is used as the Host header
+};
+
+struct BackendConfig {
+  std::string address_text;  // as written in the file
+  Address address;           // resolved at load
+  int weight = 1;            // 1..1000
+  uint32_t max_connections = 0;  // 0 = unlimited
+  bool backup = false;
+  bool drain = false;
+};
+
+struct ServiceConfig {
+  std::string name;         // [A-Za-z0-9_.-]+, 1..64 chars, unique
+  std::string listen_text;  // as written in the file
+  Address listen;
+  Algorithm algorithm = Algorithm::RoundRobin;
+  Millis connect_timeout{2000};  // > 0
+  Millis idle_timeout{300000};   // 0 = never
+  int retries = 2;               // 0..100
+  uint32_t max_connections = 0;  // 0 = unlimited
+  ProxyProtocol proxy_protocol = ProxyProtocol::Off;
+  HealthCheckConfig health_check;
+  std::vector<BackendConfig> backends;  // at least one
+};
+
+struct AdminConfig {
+  std::string listen_text;
+  Address listen;
+};
+
+struct GlobalConfig {
+  int workers = 1;                   // 1..1024; "auto" in the file = number of CPUs
+  uint32_t max_connections = 65536;  // 0 = unlimited, as for services and backends
+  Millis drain_timeout{30000};
+  LogLevel log_level = LogLevel::Info;
+  std::optional<AdminConfig> admin;  // absent = no admin port
+};
+
+struct Config {
+  GlobalConfig global;
+  std::vector<ServiceConfig> services;  // in file order; may be empty
+};
+
+// Either a valid Config or the list of every error found, each a finished line:
+//   "FILE:LINE:COL: path.to.key: message"   (LINE and COL count from 1)
+//   "FILE: message"                         (no position: unreadable, too large, ...)
+// At most 100 lines, each at most 512 bytes.
+struct ConfigResult {
+  std::optional<Config> config;
+  std::vector<std::string> errors;
+  bool ok() const { return config.has_value(); }
+};
+
+// Reads and validates the file at PATH (errors are prefixed with PATH as given).
+ConfigResult load_config(const std::string& path);
+// Same, from text already in memory; FILE_NAME is used as the error prefix.
+ConfigResult parse_config(std::string_view yaml_text, const std::string& file_name);
+
+}  // namespace l4lb

@@ -1,0 +1,89 @@
+// Server: builds the running state (services, workers and their listeners, probers,
+// the admin port) from a Config, and owns the process-level events: SIGHUP reload
+// (parse, validate, swap), SIGTERM drain, systemd notifications. All of it runs on
+// the main thread; worker threads only move bytes. Shared state is changed only
+// while the worker threads are stopped (WorldStop), so the data path takes no lock
+// for it.
+#pragma once
+#include <ev.h>
+
+#include <atomic>
+#include <map>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "l4lb/admin/admin.hpp"
+#include "l4lb/config/config.hpp"
+#include "l4lb/dataplane/listener.hpp"
+#include "l4lb/log/log.hpp"
+#include "l4lb/health/prober.hpp"
+#include "l4lb/control/server_state.hpp"
+#include "l4lb/balance/service.hpp"
+#include "l4lb/base/watch.hpp"
+#include "l4lb/dataplane/worker.hpp"
+
+namespace l4lb {
+
+class Server {
+ public:
+  Server(struct ev_loop* loop, Log& log, std::string config_path);
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
+  ~Server();
+
+  // Binds every listener of CFG. False, with ERROR saying which address failed, if
+  // one cannot be bound (nothing is left bound then).
+  bool start(const Config& cfg, std::string& error);
+  // Runs until stopped by SIGTERM/SIGINT; returns the exit code.
+  int run();
+
+ private:
+  // What a reload changed, for its log line.
+  struct Changes {
+    size_t services_added = 0, services_removed = 0;
+    size_t backends_added = 0, backends_removed = 0;
+    double table_moved = 0;  // consistent_hash: largest fraction of a table that moved
+  };
+  bool apply(const Config& cfg, std::string& error, Changes& changes);
+  void reload();
+  void begin_drain();
+  void stop();
+  void on_signal(int signum);
+  void on_drain_timeout();
+  void notify_status();
+  void start_threads();
+  void stop_threads();
+  void check_drained();
+  void close_all_sessions();
+  size_t open_sessions() const { return open_sessions_.load(std::memory_order_relaxed); }
+
+  // One event loop: worker 0 runs on the main loop, the others on threads.
+  struct WorkerThread {
+    struct ev_loop* loop = nullptr;  // owned (ev_loop_new) for index > 0
+    std::unique_ptr<Worker> worker;
+    std::thread thread;
+  };
+  // While alive, every worker thread waits (parked in its own loop's callback): the
+  // main thread may change any shared state. A no-op with one worker.
+  class WorldStop;
+
+  struct ev_loop* loop_;
+  Log& log_;
+  std::string config_path_;
+  Config config_;
+  std::atomic<size_t> open_sessions_{0};  // client connections over every worker
+  std::vector<WorkerThread> workers_;     // fixed at start (global.workers)
+  bool threads_running_ = false;
+  std::map<std::string, std::shared_ptr<Service>> services_;
+  std::vector<std::unique_ptr<Prober>> probers_;
+  ServerState state_;                   // what the admin port reads
+  std::unique_ptr<AdminServer> admin_;  // destroyed before the state it reads
+  bool draining_ = false;
+  bool stopped_ = false;
+  SignalWatcher sighup_, sigterm_, sigint_;
+  TimerWatcher drain_timer_;
+};
+
+}  // namespace l4lb

@@ -1,0 +1,22 @@
+// ServerState: what the admin port reads about the running process. Owned and kept
+// current by the Server (services swapped on reload, counts bumped as they happen).
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "l4lb/balance/service.hpp"
+
+namespace l4lb {
+
+struct ServerState {
+  double start_time = 0;        // unix seconds
+  uint64_t reloads_ok = 0;      // successful SIGHUP reloads
+  uint64_t reloads_failed = 0;  // rejected ones (running config kept)
+  bool last_reload_ok = true;
+  bool draining = false;        // after SIGTERM
+  uint64_t generation = 0;      // 1 at start, +1 per successful reload
+  std::vector<std::shared_ptr<Service>> services;  // in config order
+};
+
+}  // namespace l4lb

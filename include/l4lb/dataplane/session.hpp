@@ -1,0 +1,86 @@
+// Session: one client <-> backend pair. Connects at accept (retrying other backends
+// on failure), then moves bytes both ways with splice(2) through pipes borrowed only
+// while bytes are in flight, passes half-closes and resets on, and ends once: the
+// destructor is the only close path.
+#pragma once
+#include <memory>
+#include <vector>
+
+#include "l4lb/base/address.hpp"
+#include "l4lb/balance/lease.hpp"
+#include "l4lb/dataplane/pipe.hpp"
+#include "l4lb/base/watch.hpp"
+
+namespace l4lb {
+
+class Worker;
+struct Service;
+
+class Session {
+ public:
+  Session(Worker& worker, std::shared_ptr<Service> service, UniqueFd client, const Address& peer);
+  Session(const Session&) = delete;
+  Session& operator=(const Session&) = delete;
+  ~Session();
+
+  void start();
+  bool done() const { return phase_ == Phase::Done; }
+  // Ends the session now (shutdown); the caller reaps it.
+  void abort();
+
+  Session* prev = nullptr;  // Worker's intrusive list
+  Session* next = nullptr;
+
+ private:
+  enum class Phase { Connecting, Established, Done };
+  enum class Ending { Closed, Reset, Idle, NoBackend, Aborted };
+
+  // One direction of the pair. Small reads are copied through the worker's scratch
+  // buffer (read + send: cheapest for request/response traffic); once a read fills
+  // that buffer the flow is bulk and moves by splice(2) until a splice comes back
+  // small. Bytes the destination cannot take yet wait in a borrowed pipe.
+  struct Flow {
+    Pipe pipe;
+    size_t queued = 0;  // bytes waiting in the pipe
+    size_t uncounted = 0;  // of those, bytes l4lb wrote itself (a PROXY header): not payload
+    bool bulk = false;  // splice, rather than copy
+    bool eof = false;   // the source sent FIN
+    bool shut = false;  // FIN passed on (shutdown(SHUT_WR) of the destination)
+  };
+  enum class Step { Again, Drained, Blocked, Failed };
+
+  void connect_next();
+  bool connect_failed(int error);  // true if another backend may be tried
+  void established();
+  bool send_proxy_header();
+  void on_client_io(int revents);
+  void on_backend_io(int revents);
+  void on_timer();
+  void pump_flows(bool upstream, bool downstream);
+  bool pump(Flow& flow, int from, int to, bool upstream);
+  void pass_fin(Flow& flow, int to, const Flow& other);
+  Step copy_step(Flow& flow, int from, int to, size_t& moved);
+  Step splice_step(Flow& flow, int from);
+  int error_ = 0;  // errno of the failure that ends the session with a reset
+  void watch();
+  void finish(Ending ending, int error = 0);
+  void reap_if_done();
+
+  Worker& worker_;
+  std::shared_ptr<Service> service_;
+  Address peer_;
+  UniqueFd client_;
+  Lease backend_;                  // the backend socket and its live count
+  std::vector<Backend*> tried_;    // backends that failed for this client
+  Flow up_;                        // client -> backend
+  Flow down_;                      // backend -> client
+  Phase phase_ = Phase::Connecting;
+  double last_active_ = 0;         // ev_now() of the last payload byte
+  double connect_start_ = 0;       // ev_time() when the current backend connect began
+  // Watchers last: destroyed (stopped) before the fds above are closed.
+  IoWatcher client_io_;
+  IoWatcher backend_io_;
+  TimerWatcher timer_;             // connect timeout, then idle timeout
+};
+
+}  // namespace l4lb

@@ -1,0 +1,95 @@
+// Worker: one event loop and what lives on it — its listeners (one SO_REUSEPORT
+// socket per service when there are several workers), the open sessions, the pipe
+// pool, the copy buffer, and the spare fd used to turn clients away when fds run
+// out. Worker 0 runs on the main thread (with signals, health checks, reloads and
+// the admin port); the others each on a thread of their own.
+#pragma once
+#include <ev.h>
+
+#include <atomic>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <span>
+#include <vector>
+
+#include "l4lb/base/fd.hpp"
+#include "l4lb/log/log.hpp"
+#include "l4lb/dataplane/pipe.hpp"
+#include "l4lb/base/watch.hpp"
+
+namespace l4lb {
+
+class Session;
+class Listener;
+struct Service;
+struct Address;
+
+class Worker {
+ public:
+  // INDEX: this worker's slot in every per-worker counter (0..workers-1).
+  Worker(struct ev_loop* loop, Log& log, size_t index = 0);
+  size_t index() const { return index_; }
+  Worker(const Worker&) = delete;
+  Worker& operator=(const Worker&) = delete;
+  ~Worker();
+
+  struct ev_loop* loop() const { return loop_; }
+  Log& log() { return log_; }
+  PipePool& pipes() { return pipes_; }
+  // The copy buffer shared by every session of this loop (used within one handler call).
+  std::span<char> scratch() { return {scratch_.get(), kScratchSize}; }
+  static constexpr size_t kScratchSize = 16384;
+
+  // Takes a just-accepted client and starts its session (backend connect at once).
+  void start_session(std::shared_ptr<Service> service, UniqueFd client, const Address& peer);
+  // Destroys a finished session: called once, after the session's handler returned.
+  void reap(Session* session);
+  // Ends every open session at once (second SIGTERM, end of drain).
+  void close_all();
+  // global.max_connections over every worker: past it new clients are closed at accept.
+  size_t max_sessions = 65536;
+  std::atomic<size_t>* open_sessions = &own_open_;  // the count over every worker
+  bool at_capacity() const {
+    return max_sessions != 0 && open_sessions->load(std::memory_order_relaxed) >= max_sessions;
+  }
+  // Called (on this worker's thread) whenever its last open session ends.
+  std::function<void()> on_empty;
+
+  // This worker's listeners; the server swaps them while the workers are stopped.
+  std::vector<std::unique_ptr<Listener>> listeners;
+
+  // Runs FN on this worker's thread soon; callable from any thread.
+  void post(std::function<void()> fn);
+  // Runs FN on the main thread: at once when this is the main worker, else posted.
+  void on_main(std::function<void()> fn);
+  Worker* main = this;  // the worker that runs on the main thread
+
+  // EMFILE at accept: accepts and closes one client with the spare fd, so a full
+  // accept queue does not stay readable. Returns true if a client was turned away.
+  bool shed_one(int listen_fd);
+
+  // Out-of-fds/memory warnings: true at most once a second, so a flood of clients
+  // that cannot be served gives a few log lines, not one per client.
+  bool warn_resources_now();
+
+ private:
+  struct ev_loop* loop_;
+  Log& log_;
+  size_t index_;
+  PipePool pipes_;
+  std::unique_ptr<char[]> scratch_ = std::make_unique<char[]>(kScratchSize);
+  Session* head_ = nullptr;  // intrusive list of open sessions
+  UniqueFd spare_fd_;
+  double last_resource_warning_ = -1e9;
+  TimerWatcher trim_timer_;  // gives unused pooled pipes back, once a second
+  void on_trim();
+  size_t sessions_ = 0;  // this worker's open sessions (open_sessions counts them all)
+  std::atomic<size_t> own_open_{0};  // open_sessions of a worker alone
+  std::mutex inbox_mu_;
+  std::vector<std::function<void()>> inbox_;  // posted work, run by on_wake
+  ev_async wake_{};
+  static void on_wake(struct ev_loop* loop, ev_async* w, int);
+};
+
+}  // namespace l4lb

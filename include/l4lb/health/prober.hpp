@@ -1,0 +1,34 @@
+// Prober: the active health checks of one service. One timer per backend: a new
+// backend is checked at once, then every `interval` on its own slot, the slots spread
+// evenly over the interval (CheckSchedule). A check is a
+// non-blocking TCP connect (reset as soon as it completes) or an HTTP GET whose
+// status line is judged. Results go to Service::report_health; nothing else.
+#pragma once
+#include <ev.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "l4lb/base/fd.hpp"
+#include "l4lb/log/log.hpp"
+#include "l4lb/base/watch.hpp"
+
+namespace l4lb {
+
+struct Service;
+class Backend;
+
+class Prober {
+ public:
+  Prober(struct ev_loop* loop, Log& log, std::shared_ptr<Service> service);
+  Prober(const Prober&) = delete;
+  Prober& operator=(const Prober&) = delete;
+  ~Prober();
+
+ private:
+  class Check;
+  std::vector<std::unique_ptr<Check>> checks_;
+};
+
+}  // namespace l4lb

@@ -1,0 +1,256 @@
+#include "l4lb/admin/admin.hpp"
+
+#include <sys/socket.h>
+
+#include <cerrno>
+#include <cstring>
+#include <new>
+#include <string>
+
+#include "l4lb/base/net.hpp"
+#include "l4lb/admin/prom.hpp"
+#include "l4lb/admin/stats.hpp"
+
+namespace l4lb {
+
+namespace {
+constexpr int kAcceptBatch = 16;            // accepts per readable event
+constexpr double kEmfilePause = 0.1;        // seconds without accepting when out of fds
+constexpr size_t kReadChunk = 4096;
+constexpr size_t kMaxReadPerEvent = 16384;  // a request head is at most 8 KiB anyway
+constexpr size_t kMaxLingerBytes = 256 * 1024;  // discarded after the answer, then reset
+
+bool known_path(std::string_view p) { return p == "/health" || p == "/stats" || p == "/metrics"; }
+}  // namespace
+
+http::Response admin_response(const http::Request& req, const ServerState& state, double now) {
+  if (!known_path(req.path)) return http::error_response(404, "no such path");
+  if (req.method != "GET" && req.method != "HEAD") {
+    http::Response r = http::error_response(405, "only GET and HEAD");
+    r.allow_get_head = true;
+    return r;
+  }
+  http::Response r;
+  if (req.path == "/health") {
+    HealthVerdict v = health_verdict(state);
+    r.status = v.status;
+    r.content_type = "application/json";
+    r.body = dump_json(v.body);
+  } else if (req.path == "/stats") {
+    r.content_type = "application/json";
+    r.body = dump_json(stats_json(state, now));
+  } else {
+    r.content_type = std::string(prom::kContentType);
+    r.body = metrics_text(state, read_process_info(state.start_time));
+  }
+  return r;
+}
+
+// ------------------------------------------------------------------ one connection
+
+class AdminServer::Conn {
+ public:
+  Conn(AdminServer& server, UniqueFd fd) : server_(server), fd_(std::move(fd)) {
+    io_.bind<&Conn::on_io>(server_.loop_, this, fd_.get());
+    timer_.bind<&Conn::on_timer>(server_.loop_, this);
+    io_.set(EV_READ);
+    timer_.start(server_.limits_.request_timeout);
+  }
+  Conn(const Conn&) = delete;
+  Conn& operator=(const Conn&) = delete;
+
+  bool done() const { return phase_ == Phase::Done; }
+  // Stops everything; the socket closes when the Conn is destroyed (reap).
+  void finish() {
+    io_.stop();
+    timer_.stop();
+    phase_ = Phase::Done;
+  }
+
+  Conn* prev = nullptr;
+  Conn* next = nullptr;
+
+ private:
+  enum class Phase { Reading, Writing, Lingering, Done };
+
+  void on_io(int) {
+    try {
+      switch (phase_) {
+        case Phase::Reading: read_request(); break;
+        case Phase::Writing: write_out(); break;
+        case Phase::Lingering: drain(); break;
+        case Phase::Done: break;
+      }
+    } catch (...) {
+      finish();
+    }
+    if (done()) server_.reap(this);  // deletes this: nothing may follow
+  }
+
+  void on_timer() {
+    // Request head not complete in time, answer not taken, or no FIN after it: close.
+    finish();
+    server_.reap(this);  // deletes this: nothing may follow
+  }
+
+  void read_request() {
+    char buf[kReadChunk];
+    for (size_t total = 0; total < kMaxReadPerEvent;) {
+      ssize_t n = ::recv(fd_.get(), buf, sizeof buf, 0);
+      if (n > 0) {
+        total += static_cast<size_t>(n);
+        http::ParseStatus st = parser_.feed(std::string_view(buf, static_cast<size_t>(n)));
+        if (st == http::ParseStatus::NeedMore) continue;
+        if (st == http::ParseStatus::Done) {
+          const http::Request& req = parser_.request();
+          http::Response r;
+          try {
+            r = admin_response(req, server_.state_, unix_now());
+          } catch (...) {
+            r = http::error_response(500, "internal error");
+          }
+          return respond(r, req.method == "HEAD");
+        }
+        return respond(http::error_response(parser_.error_status(), parser_.error_reason()), false);
+      }
+      if (n == 0) return finish();  // closed before a whole request: nothing to answer
+      if (errno == EINTR) continue;
+      if (errno != EAGAIN && errno != EWOULDBLOCK) return finish();
+      return;
+    }
+  }
+
+  void respond(const http::Response& r, bool head_only) {
+    if (server_.log_.enabled(LogLevel::Debug)) {
+      server_.log_.debug("admin request",
+                         {{"method", parser_.status() == http::ParseStatus::Done
+                                         ? parser_.request().method : std::string("-")},
+                          {"path", parser_.status() == http::ParseStatus::Done
+                                       ? parser_.request().path : std::string("-")},
+                          {"status", std::to_string(r.status)}});
+    }
+    out_ = http::serialize(r, head_only);
+    sent_ = 0;
+    phase_ = Phase::Writing;
+    io_.stop();
+    timer_.start(server_.limits_.write_timeout);
+    write_out();
+  }
+
+  void write_out() {
+    while (sent_ < out_.size()) {
+      ssize_t n = ::send(fd_.get(), out_.data() + sent_, out_.size() - sent_,
+                         MSG_NOSIGNAL | MSG_DONTWAIT);
+      if (n > 0) {
+        sent_ += static_cast<size_t>(n);
+        continue;
+      }
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+        io_.set(EV_WRITE);
+        return;
+      }
+      return finish();
+    }
+    // All sent: FIN, then wait (briefly) for the client's, discarding what it still
+    // sends, so that unread bytes do not turn our close into a reset that could
+    // destroy the answer before the client read it.
+    std::string().swap(out_);
+    ::shutdown(fd_.get(), SHUT_WR);
+    phase_ = Phase::Lingering;
+    io_.set(EV_READ);
+    timer_.start(server_.limits_.linger_timeout);
+  }
+
+  void drain() {
+    char buf[kReadChunk];
+    for (size_t total = 0; total < kMaxReadPerEvent;) {
+      ssize_t n = ::recv(fd_.get(), buf, sizeof buf, 0);
+      if (n > 0) {
+        total += static_cast<size_t>(n);
+        lingered_ += static_cast<size_t>(n);
+        if (lingered_ > kMaxLingerBytes) return finish();
+        continue;
+      }
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
+      return finish();  // EOF or error
+    }
+  }
+
+  AdminServer& server_;
+  UniqueFd fd_;
+  IoWatcher io_;
+  TimerWatcher timer_;
+  Phase phase_ = Phase::Reading;
+  http::RequestParser parser_;
+  std::string out_;
+  size_t sent_ = 0;
+  size_t lingered_ = 0;
+};
+
+// ------------------------------------------------------------------ the server
+
+AdminServer::AdminServer(struct ev_loop* loop, Log& log, UniqueFd listen_fd,
+                         const ServerState& state, AdminLimits limits)
+    : loop_(loop), log_(log), fd_(std::move(listen_fd)), state_(state), limits_(limits) {
+  io_.bind<&AdminServer::on_readable>(loop_, this, fd_.get());
+  pause_.bind<&AdminServer::on_resume>(loop_, this);
+  io_.set(EV_READ);
+}
+
+AdminServer::~AdminServer() {
+  io_.stop();
+  pause_.stop();
+  while (head_) {
+    head_->finish();
+    reap(head_);
+  }
+}
+
+void AdminServer::on_readable(int) {
+  for (int i = 0; i < kAcceptBatch; ++i) {
+    Address peer;
+    UniqueFd client = accept_tcp(fd_.get(), peer);
+    if (!client) {
+      int err = errno;
+      if (err == EAGAIN || err == EWOULDBLOCK) return;
+      if (err == EINTR || err == ECONNABORTED || err == EPROTO || err == EPERM) continue;
+      if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM) {
+        log_.warn("admin accept paused", {{"reason", error_text(err)}});
+        io_.stop();
+        pause_.start(kEmfilePause);
+      }
+      return;
+    }
+    if (count_ >= limits_.max_connections) {
+      // Full (slow or stuck clients, a slowloris): the connection accepted first gives way,
+      // so a health probe still gets its answer.
+      Conn* oldest = head_;
+      while (oldest && oldest->next) oldest = oldest->next;
+      if (oldest) {
+        ++evicted_;
+        oldest->finish();
+        reap(oldest);
+      }
+    }
+    Conn* c = new (std::nothrow) Conn(*this, std::move(client));
+    if (!c) return;  // out of memory: CLIENT closes here
+    c->next = head_;
+    if (head_) head_->prev = c;
+    head_ = c;
+    ++count_;
+  }
+}
+
+void AdminServer::on_resume() { io_.set(EV_READ); }
+
+void AdminServer::reap(Conn* c) {
+  if (c->prev) c->prev->next = c->next;
+  else head_ = c->next;
+  if (c->next) c->next->prev = c->prev;
+  --count_;
+  delete c;
+}
+
+}  // namespace l4lb

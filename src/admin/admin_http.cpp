@@ -1,0 +1,229 @@
+#include "l4lb/admin/admin_http.hpp"
+
+#include <fmt/format.h>
+
+namespace l4lb::http {
+
+namespace {
+
+bool is_tchar(unsigned char c) {
+  if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')) return true;
+  switch (c) {
+    case '!': case '#': case '$': case '%': case '&': case '\'': case '*': case '+':
+    case '-': case '.': case '^': case '_': case '`': case '|': case '~':
+      return true;
+    default:
+      return false;
+  }
+}
+
+bool is_token(std::string_view s) {
+  if (s.empty()) return false;
+  for (char c : s)
+    if (!is_tchar(static_cast<unsigned char>(c))) return false;
+  return true;
+}
+
+bool iequals(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    char x = a[i], y = b[i];
+    if (x >= 'A' && x <= 'Z') x = static_cast<char>(x - 'A' + 'a');
+    if (y >= 'A' && y <= 'Z') y = static_cast<char>(y - 'A' + 'a');
+    if (x != y) return false;
+  }
+  return true;
+}
+
+bool istarts_with(std::string_view s, std::string_view prefix) {
+  return s.size() >= prefix.size() && iequals(s.substr(0, prefix.size()), prefix);
+}
+
+std::string_view trim_ows(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  return s;
+}
+
+// Digits only, no sign, no list; false on overflow.
+bool parse_length(std::string_view s, uint64_t& out) {
+  if (s.empty() || s.size() > 19) return false;
+  uint64_t v = 0;
+  for (char c : s) {
+    if (c < '0' || c > '9') return false;
+    v = v * 10 + static_cast<uint64_t>(c - '0');
+  }
+  out = v;
+  return true;
+}
+
+}  // namespace
+
+ParseStatus RequestParser::fail(int status, std::string reason) {
+  status_ = ParseStatus::Error;
+  error_status_ = status;
+  error_reason_ = std::move(reason);
+  return status_;
+}
+
+ParseStatus RequestParser::feed(std::string_view bytes) {
+  for (char c : bytes) {
+    if (status_ != ParseStatus::NeedMore) return status_;
+    ++consumed_;
+    if (++section_ > kMaxHead) {  // the request line, then the headers, each at most 8 KiB
+      return where_ == Where::RequestLine ? fail(400, "request line too long")
+                                          : fail(431, "request headers too large");
+    }
+    if (cr_) {
+      if (c != '\n') return fail(400, "CR not followed by LF");
+      cr_ = false;
+      line_done();
+      continue;
+    }
+    if (c == '\r') {
+      cr_ = true;
+      continue;
+    }
+    if (c == '\n') {  // a bare LF ends a line too (RFC 9112 2.2: "printf ... | nc" works)
+      line_done();
+      continue;
+    }
+    // Binary garbage (a TLS hello, ...) is refused at its first byte, not after 8 KiB.
+    auto u = static_cast<unsigned char>(c);
+    if ((u < 0x20 && c != '\t') || u == 0x7f) return fail(400, "control character");
+    if (u >= 0x80 && where_ == Where::RequestLine) return fail(400, "non-ASCII byte in the request line");
+    line_.push_back(c);
+  }
+  return status_;
+}
+
+void RequestParser::line_done() {
+  if (where_ == Where::RequestLine) {
+    if (!line_.empty()) {
+      request_line();  // empty lines before the request line are skipped
+      section_ = 0;    // the headers' own 8 KiB start here
+    }
+  } else if (line_.empty()) {
+    end_of_head();
+  } else {
+    header_line();
+  }
+  line_.clear();
+}
+
+void RequestParser::request_line() {
+  std::string_view line = line_;
+  size_t sp1 = line.find(' ');
+  if (sp1 == std::string_view::npos) return (void)fail(400, "bad request line");
+  size_t sp2 = line.find(' ', sp1 + 1);
+  if (sp2 == std::string_view::npos) return (void)fail(400, "bad request line");
+  std::string_view method = line.substr(0, sp1);
+  std::string_view target = line.substr(sp1 + 1, sp2 - sp1 - 1);
+  std::string_view version = line.substr(sp2 + 1);
+
+  if (!is_token(method)) return (void)fail(400, "bad method");
+  if (target.empty()) return (void)fail(400, "bad request line");
+  for (char c : target) {
+    auto u = static_cast<unsigned char>(c);
+    if (u <= 0x20 || u >= 0x7f || c == '#') return (void)fail(400, "bad character in request target");
+  }
+  if (version == "HTTP/1.1") {
+    request_.version_minor = 1;
+  } else if (version == "HTTP/1.0") {
+    request_.version_minor = 0;
+  } else if (version.size() == 8 && version.substr(0, 5) == "HTTP/" && version[5] >= '0' &&
+             version[5] <= '9' && version[6] == '.' && version[7] >= '0' && version[7] <= '9') {
+    return (void)fail(400, fmt::format("unsupported HTTP version {}", version));
+  } else {
+    return (void)fail(400, "bad HTTP version");
+  }
+
+  std::string_view path;
+  if (target.front() == '/') {
+    path = target;
+  } else if (target == "*") {
+    path = target;
+  } else if (istarts_with(target, "http://") || istarts_with(target, "https://")) {
+    std::string_view rest = target.substr(target.find("//") + 2);
+    size_t end = rest.find_first_of("/?");
+    if (end == 0) return (void)fail(400, "bad request target");
+    path = end == std::string_view::npos ? std::string_view("/") : rest.substr(end);
+    if (path.front() == '?') path = "/";
+  } else {
+    return (void)fail(400, "bad request target");
+  }
+  path = path.substr(0, path.find('?'));
+
+  request_.method = method;
+  request_.target = target;
+  request_.path = path;
+  where_ = Where::Headers;
+}
+
+void RequestParser::header_line() {
+  std::string_view line = line_;
+  if (line.front() == ' ' || line.front() == '\t')
+    return (void)fail(400, "obsolete header line folding");
+  size_t colon = line.find(':');
+  if (colon == std::string_view::npos) return (void)fail(400, "header line without a colon");
+  std::string_view name = line.substr(0, colon);
+  if (!is_token(name)) return (void)fail(400, "bad header name");
+  std::string_view value = trim_ows(line.substr(colon + 1));
+  for (char c : value) {
+    auto u = static_cast<unsigned char>(c);
+    if ((u < 0x20 && c != '\t') || u == 0x7f)
+      return (void)fail(400, "control character in a header value");
+  }
+  if (iequals(name, "content-length")) {
+    uint64_t n = 0;
+    if (!parse_length(value, n)) return (void)fail(400, "invalid Content-Length");
+    if (request_.content_length && *request_.content_length != n)
+      return (void)fail(400, "conflicting Content-Length");
+    request_.content_length = n;
+  } else if (iequals(name, "transfer-encoding")) {
+    transfer_encoding_ = true;
+  }
+}
+
+void RequestParser::end_of_head() {
+  if (transfer_encoding_ && request_.content_length)
+    return (void)fail(400, "both Content-Length and Transfer-Encoding");
+  if (transfer_encoding_ && request_.version_minor == 0)
+    return (void)fail(400, "Transfer-Encoding in an HTTP/1.0 request");
+  status_ = ParseStatus::Done;
+}
+
+std::string_view reason_phrase(int status) {
+  switch (status) {
+    case 200: return "OK";
+    case 400: return "Bad Request";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 408: return "Request Timeout";
+    case 431: return "Request Header Fields Too Large";
+    case 500: return "Internal Server Error";
+    case 503: return "Service Unavailable";
+    case 505: return "HTTP Version Not Supported";
+    default: return "Unknown";
+  }
+}
+
+std::string serialize(const Response& r, bool head_only) {
+  std::string out = fmt::format(
+      "HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\nConnection: close\r\n"
+      "Cache-Control: no-store\r\n",
+      r.status, reason_phrase(r.status), r.content_type, r.body.size());
+  if (r.allow_get_head) out += "Allow: GET, HEAD\r\n";
+  out += "\r\n";
+  if (!head_only) out += r.body;
+  return out;
+}
+
+Response error_response(int status, std::string_view reason) {
+  Response r;
+  r.status = status;
+  r.body = fmt::format("{} {}: {}\n", status, reason_phrase(status), reason);
+  return r;
+}
+
+}  // namespace l4lb::http

@@ -1,0 +1,774 @@
+// The config loader: the only code that knows yaml-cpp. It parses in two passes:
+//  1. an event pass (no tree) that bounds nesting depth and alias expansion, so a
+//     hostile file is rejected before anything is built from it;
+//  2. YAML::Load, then one walk that checks every key against a table per mapping
+//     and collects every error (never stopping at the first).
+#include "l4lb/config/config.hpp"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <yaml-cpp/depthguard.h>
+#include <yaml-cpp/eventhandler.h>
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <cctype>
+#include <functional>
+#include <map>
+#include <sstream>
+#include <system_error>
+#include <thread>
+#include <utility>
+
+namespace l4lb {
+namespace {
+
+constexpr size_t kMaxFileBytes = 1 << 20;
+constexpr size_t kMaxDepth = 64;
+constexpr size_t kMaxAliasNodes = 10'000;
+constexpr size_t kMaxNodes = 100'000;  // bounds the memory of the tree yaml-cpp builds
+constexpr size_t kMaxErrors = 100;
+constexpr size_t kMaxLineBytes = 512;
+constexpr size_t kMaxShown = 60;        // longest value quoted in a message
+constexpr size_t kMaxHostNames = 1024;  // distinct names resolved per file
+
+template <class E>
+struct Named {
+  std::string_view name;
+  E value;
+};
+constexpr Named<Algorithm> kAlgorithms[] = {
+    {"round_robin", Algorithm::RoundRobin},
+    {"weighted_round_robin", Algorithm::WeightedRoundRobin},
+    {"least_connections", Algorithm::LeastConnections},
+    {"weighted_least_connections", Algorithm::WeightedLeastConnections},
+    {"random", Algorithm::Random},
+    {"ip_hash", Algorithm::IpHash},
+    {"consistent_hash", Algorithm::ConsistentHash},
+};
+constexpr Named<ProxyProtocol> kProxyProtocols[] = {
+    {"off", ProxyProtocol::Off}, {"v1", ProxyProtocol::V1}, {"v2", ProxyProtocol::V2}};
+constexpr Named<HealthType> kHealthTypes[] = {
+    {"tcp", HealthType::Tcp}, {"http", HealthType::Http}, {"none", HealthType::None}};
+constexpr Named<LogLevel> kLogLevels[] = {{"error", LogLevel::Error},
+                                          {"warn", LogLevel::Warn},
+                                          {"info", LogLevel::Info},
+                                          {"debug", LogLevel::Debug}};
+
+template <class E, size_t N>
+std::string_view name_of(const Named<E> (&table)[N], E value) {
+  for (const auto& entry : table)
+    if (entry.value == value) return entry.name;
+  return "?";
+}
+
+// Cuts S to at most MAX bytes without splitting a UTF-8 sequence.
+std::string_view utf8_prefix(std::string_view s, size_t max) {
+  if (s.size() <= max) return s;
+  while (max > 0 && (static_cast<unsigned char>(s[max]) & 0xC0) == 0x80) --max;
+  return s.substr(0, max);
+}
+
+// A value as shown in a message: quoted, at most kMaxShown bytes, one line.
+std::string quote(std::string_view s) {
+  std::string_view shown = utf8_prefix(s, kMaxShown);
+  std::string out = "\"";
+  for (char c : shown) {
+    if (c == '"' || c == '\\') out += '\\';
+    out += c;
+  }
+  return out + (shown.size() < s.size() ? "...\"" : "\"");
+}
+
+// Control characters become \xNN so one error is always one line.
+std::string one_line(std::string_view s) {
+  std::string out;
+  for (unsigned char c : s) {
+    if (c < 0x20 || c == 0x7F) {
+      static const char hex[] = "0123456789abcdef";
+      out += {'\\', 'x', hex[c >> 4], hex[c & 15]};
+    } else {
+      out += static_cast<char>(c);
+    }
+  }
+  return out;
+}
+
+size_t edit_distance(std::string_view a, std::string_view b) {
+  std::vector<size_t> row(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    size_t diagonal = row[0];
+    row[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j) {
+      size_t up = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] != b[j - 1])});
+      diagonal = up;
+    }
+  }
+  return row[b.size()];
+}
+
+bool parse_int(const std::string& s, long long& v) {
+  size_t i = !s.empty() && s[0] == '-';
+  if (i == s.size() || s.size() > 18) return false;
+  v = 0;
+  for (; i < s.size(); ++i) {
+    if (s[i] < '0' || s[i] > '9') return false;
+    v = v * 10 + (s[i] - '0');
+  }
+  if (s[0] == '-') v = -v;
+  return true;
+}
+
+// Collects finished error lines, keeping at most kMaxErrors.
+class Errors {
+ public:
+  explicit Errors(std::string file) : file_(std::move(file)) {}
+
+  void add(const YAML::Mark& mark, std::string_view path, std::string_view message) {
+    std::string line = file_ + ":";
+    if (!mark.is_null())
+      line += std::to_string(mark.line + 1) + ":" + std::to_string(mark.column + 1) + ":";
+    line += " ";
+    if (!path.empty()) line += std::string(path) + ": ";
+    push(line + std::string(message));
+  }
+  void add(std::string_view message) { push(file_ + ": " + std::string(message)); }
+  bool empty() const { return total_ == 0; }
+
+  std::vector<std::string> finish() && {
+    if (total_ > kMaxErrors) {
+      lines_.resize(kMaxErrors - 1);
+      lines_.push_back(file_ + ": " + std::to_string(total_ - lines_.size()) +
+                       " more errors not shown");
+    }
+    return std::move(lines_);
+  }
+
+ private:
+  void push(const std::string& line) {
+    if (++total_ > kMaxErrors) return;
+    std::string clean = one_line(line);
+    if (clean.size() > kMaxLineBytes)
+      clean = std::string(utf8_prefix(clean, kMaxLineBytes - 3)) + "...";
+    lines_.push_back(std::move(clean));
+  }
+
+  std::string file_;
+  std::vector<std::string> lines_;
+  size_t total_ = 0;
+};
+
+// Pass 1: walks the event stream, refusing deep nesting and alias bombs. yaml-cpp
+// shares an aliased node, so the tree stays small while a walk over it would not:
+// count the nodes each alias stands for.
+struct LimitExceeded {
+  YAML::Mark mark;
+  std::string message;
+};
+
+class LimitCheck : public YAML::EventHandler {
+ public:
+  void OnDocumentStart(const YAML::Mark&) override {}
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark& mark, YAML::anchor_t anchor) override { leaf(mark, anchor); }
+  void OnScalar(const YAML::Mark& mark, const std::string&, YAML::anchor_t anchor,
+                const std::string&) override {
+    leaf(mark, anchor);
+  }
+  void OnAlias(const YAML::Mark& mark, YAML::anchor_t anchor) override {
+    auto it = anchor_sizes_.find(anchor);  // absent: an alias inside its own anchor
+    size_t size = it == anchor_sizes_.end() ? 1 : it->second;
+    aliased_ += size;
+    if (aliased_ > kMaxAliasNodes)
+      throw LimitExceeded{mark, "aliases expand past " + std::to_string(kMaxAliasNodes) + " nodes"};
+    add(0, size);
+  }
+  void OnSequenceStart(const YAML::Mark& mark, const std::string&, YAML::anchor_t anchor,
+                       YAML::EmitterStyle::value) override {
+    open(mark, anchor);
+  }
+  void OnMapStart(const YAML::Mark& mark, const std::string&, YAML::anchor_t anchor,
+                  YAML::EmitterStyle::value) override {
+    open(mark, anchor);
+  }
+  void OnSequenceEnd() override { close(); }
+  void OnMapEnd() override { close(); }
+
+ private:
+  struct Open {
+    YAML::anchor_t anchor;
+    size_t size;
+    int pos;
+  };
+  // A collection that starts where its parent starts (yaml-cpp reads an unclosed "["
+  // as the first key of an implicit mapping) is no deeper than its parent.
+  void open(const YAML::Mark& mark, YAML::anchor_t anchor) {
+    count(mark);
+    if (stack_.empty() || stack_.back().pos != mark.pos) ++depth_;
+    if (depth_ > kMaxDepth)
+      throw LimitExceeded{mark, "nesting deeper than " + std::to_string(kMaxDepth) + " levels"};
+    stack_.push_back({anchor, 1, mark.pos});
+  }
+  void close() {
+    Open done = stack_.back();
+    stack_.pop_back();
+    if (stack_.empty() || stack_.back().pos != done.pos) --depth_;
+    add(done.anchor, done.size);
+  }
+  void leaf(const YAML::Mark& mark, YAML::anchor_t anchor) {
+    count(mark);
+    add(anchor, 1);
+  }
+  void count(const YAML::Mark& mark) {
+    if (++nodes_ > kMaxNodes)
+      throw LimitExceeded{mark, "more than " + std::to_string(kMaxNodes) + " YAML nodes"};
+  }
+  // Adds a finished node of SIZE nodes to its parent (and records its anchor's size).
+  void add(YAML::anchor_t anchor, size_t size) {
+    if (anchor) anchor_sizes_[anchor] = size;
+    if (!stack_.empty()) stack_.back().size += size;
+  }
+
+  std::vector<Open> stack_;
+  size_t depth_ = 0;
+  size_t nodes_ = 0;
+  std::map<YAML::anchor_t, size_t> anchor_sizes_;
+  size_t aliased_ = 0;
+};
+
+// Pass 2: the walk. Reader holds the path of the node being read and the state of
+// the cross-checks (unique names, non-overlapping listens, resolved names).
+class Reader;
+template <class T>
+struct Key {
+  std::string_view name;
+  bool required;
+  std::function<void(Reader&, const YAML::Node&, T&)> read;
+};
+
+class Reader {
+ public:
+  explicit Reader(Errors& errors) : errors_(errors) {}
+
+  // Reports MESSAGE at NODE; an error about the value of a mapping key points at that
+  // key (INTERFACE.md's example, "12:7: ...weight: ...", puts the column on the key), which
+  // also keeps an empty value ("key:" then a newline, whose mark is the next token's) on
+  // its own line. Sequence items, keys and mappings point at themselves.
+  void error(const YAML::Node& node, std::string_view message) {
+    const YAML::Mark mark = node.Mark();
+    bool is_value = !key_mark_.is_null() && mark.pos == value_pos_;
+    errors_.add(is_value ? key_mark_ : mark, path_, message);
+  }
+  // Reports MESSAGE at the key KEY of mapping NODE (or at NODE if it has no such key).
+  void error_at_key(const YAML::Node& node, std::string_view key, std::string_view message) {
+    YAML::Mark mark = node.Mark();
+    if (node.IsMap())
+      for (const auto& pair : node)
+        if (pair.first.IsScalar() && pair.first.Scalar() == key) mark = pair.first.Mark();
+    errors_.add(mark, path_, message);
+  }
+
+  // Appends ".KEY" or "[INDEX]" to the path for the lifetime of the scope.
+  class Scope {
+   public:
+    Scope(Reader& r, std::string_view key) : r_(r), old_(r.path_.size()) {
+      if (!r.path_.empty()) r.path_ += '.';
+      r.path_ += utf8_prefix(key, kMaxShown);
+      if (key.size() > kMaxShown) r.path_ += "...";
+    }
+    Scope(Reader& r, size_t index) : r_(r), old_(r.path_.size()) {
+      r.path_ += "[" + std::to_string(index) + "]";
+    }
+    ~Scope() { r_.path_.resize(old_); }
+    Scope(const Scope&) = delete;
+    Scope& operator=(const Scope&) = delete;
+
+   private:
+    Reader& r_;
+    size_t old_;
+  };
+
+  static std::string describe(const YAML::Node& node) {
+    switch (node.Type()) {
+      case YAML::NodeType::Map:
+        return "a mapping";
+      case YAML::NodeType::Sequence:
+        return "a sequence";
+      case YAML::NodeType::Scalar:
+        return quote(node.Scalar());
+      default:
+        return "nothing";
+    }
+  }
+  void expected(const YAML::Node& node, std::string_view what) {
+    error(node, "must be " + std::string(what) + ", got " + describe(node));
+  }
+
+  // Reads a mapping: required keys first (reported at the mapping), then every pair
+  // in file order: non-string keys, unknown keys (with a hint), duplicates, values.
+  template <class T, size_t N>
+  void map(const YAML::Node& node, const Key<T> (&keys)[N], T& out) {
+    if (!node.IsMap()) return expected(node, "a mapping");
+    ValueScope outer(*this);  // errors about this mapping's own keys point at them
+    auto find = [&](const YAML::Node& k) -> const Key<T>* {
+      for (const auto& key : keys)
+        if (k.IsScalar() && key.name == k.Scalar()) return &key;
+      return nullptr;
+    };
+    bool present[N] = {};
+    for (const auto& pair : node)
+      if (const Key<T>* key = find(pair.first)) present[key - keys] = true;
+    for (size_t i = 0; i < N; ++i)
+      if (keys[i].required && !present[i])  // at the mapping that lacks it
+        errors_.add(node.Mark(), path_, "missing required key \"" + std::string(keys[i].name) + "\"");
+
+    int first_line[N] = {};
+    for (const auto& pair : node) {
+      const YAML::Node& k = pair.first;
+      if (!k.IsScalar()) {
+        error(k, "keys must be strings, got " + describe(k));
+        continue;
+      }
+      Scope scope(*this, k.Scalar());
+      const Key<T>* key = find(k);
+      if (!key) {
+        error(k, "unknown key" + hint(k.Scalar(), keys));
+      } else if (int& line = first_line[key - keys]; line != 0) {
+        error(k, "duplicate key (first at line " + std::to_string(line) + ")");
+      } else {
+        line = k.Mark().line + 1;
+        ValueScope value(*this, k.Mark(), pair.second.Mark().pos);
+        key->read(*this, pair.second, out);
+      }
+    }
+  }
+
+  // Reads a sequence, calling READ(item) with the path at "[i]".
+  template <class F>
+  void sequence(const YAML::Node& node, F&& read) {
+    if (!node.IsSequence()) return expected(node, "a sequence");
+    ValueScope items(*this);  // an item points at itself
+    for (size_t i = 0; i < node.size(); ++i) {
+      Scope scope(*this, i);
+      read(node[i]);
+    }
+  }
+
+  template <class I>
+  void integer(const YAML::Node& node, I& out, long long lo, long long hi) {
+    long long v;
+    if (!node.IsScalar() || !parse_int(node.Scalar(), v) || v < lo || v > hi)
+      return expected(node, "an integer " + std::to_string(lo) + ".." + std::to_string(hi));
+    out = static_cast<I>(v);
+  }
+
+  void duration(const YAML::Node& node, Millis& out, bool allow_zero) {
+    if (!node.IsScalar()) return expected(node, "a duration such as \"2s\"");
+    std::string reason;
+    Millis d;
+    if (!parse_duration(node.Scalar(), d, reason))
+      return error(node, "invalid duration " + quote(node.Scalar()) + ": " + reason);
+    if (!allow_zero && d.count() == 0) return expected(node, "greater than 0");
+    out = d;
+  }
+
+  void boolean(const YAML::Node& node, bool& out) {
+    if (!node.IsScalar() || !YAML::convert<bool>::decode(node, out))
+      expected(node, "true or false");
+  }
+
+  template <class E, size_t N>
+  void choice(const YAML::Node& node, E& out, const Named<E> (&table)[N]) {
+    for (const auto& entry : table)
+      if (node.IsScalar() && node.Scalar() == entry.name) return void(out = entry.value);
+    std::string names;
+    for (const auto& entry : table) names += (names.empty() ? "" : ", ") + std::string(entry.name);
+    expected(node, "one of " + names);
+  }
+
+  // A string accepted by the predicate ALLOWED.
+  template <class P>
+  void text(const YAML::Node& node, std::string& out, std::string_view what, P allowed) {
+    if (node.IsScalar() && allowed(node.Scalar()))
+      out = node.Scalar();
+    else
+      expected(node, what);
+  }
+
+  bool address(const YAML::Node& node, std::string& text_out, Address& out) {
+    if (!node.IsScalar()) return expected(node, "an address HOST:PORT"), false;
+    const std::string& text = node.Scalar();
+    auto cached = resolved_.find(text);
+    if (cached == resolved_.end()) {
+      Resolved r;
+      bool is_name = text[0] != '[' && std::any_of(text.begin(), text.end(), [](char c) {
+                       return isalpha(static_cast<unsigned char>(c));
+                     });
+      if (is_name && ++names_resolved_ > kMaxHostNames)
+        r.error = "too many host names to resolve (at most " + std::to_string(kMaxHostNames) +
+                  " per file)";
+      else
+        r.ok = parse_address(text, r.address, r.error);
+      cached = resolved_.emplace(text, r).first;
+    }
+    if (!cached->second.ok) return error(node, cached->second.error), false;
+    text_out = text;
+    out = cached->second.address;
+    return true;
+  }
+
+  // A listen address: must not overlap any listen read before (same family and
+  // port, and the same IP or either one a wildcard).
+  void listen(const YAML::Node& node, std::string& text_out, Address& out) {
+    if (!address(node, text_out, out)) return;
+    auto& bucket = listens_[{out.family(), out.port()}];  // host_string -> first use
+    auto clash = bucket.find(out.host_string());
+    if (clash == bucket.end()) clash = bucket.find(out.family() == AF_INET ? "0.0.0.0" : "::");
+    if (clash == bucket.end() && out.is_wildcard() && !bucket.empty()) clash = bucket.begin();
+    if (clash == bucket.end()) {
+      bucket.emplace(out.host_string(), First{path_, text_out, node.Mark().line + 1});
+    } else if (clash->first == out.host_string()) {
+      error(node, "duplicate listen address " + quote(text_out) + ", already used by " +
+                      clash->second.where());
+    } else {
+      error(node, "listen address " + quote(text_out) + " overlaps " + clash->second.where());
+    }
+  }
+
+  // A service name, unique in the file.
+  void service_name(const YAML::Node& node, std::string& out) {
+    text(node, out, "a name of [A-Za-z0-9_.-]+, at most 64 characters", [](const std::string& s) {
+      return !s.empty() && s.size() <= 64 && std::all_of(s.begin(), s.end(), [](char c) {
+        return isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '.' || c == '-';
+      });
+    });
+    if (out.empty()) return;
+    auto [it, fresh] = names_.emplace(out, First{path_, out, node.Mark().line + 1});
+    if (!fresh)
+      error(node, "duplicate service name " + quote(out) + ", first at line " +
+                      std::to_string(it->second.line));
+  }
+
+ private:
+  struct Resolved {
+    bool ok = false;
+    Address address;
+    std::string error;
+  };
+  struct First {
+    std::string path, text;
+    int line;
+    std::string where() const {
+      return path + " " + quote(text) + " at line " + std::to_string(line);
+    }
+  };
+  template <class T, size_t N>
+  static std::string hint(const std::string& unknown, const Key<T> (&keys)[N]) {
+    if (unknown.size() > 64) return "";
+    const Key<T>* best = nullptr;
+    size_t best_distance = 3;
+    for (const auto& key : keys)
+      if (size_t d = edit_distance(unknown, key.name); d < best_distance)
+        best = &key, best_distance = d;
+    return best ? ", did you mean \"" + std::string(best->name) + "\"?" : "";
+  }
+
+  // While a key's value is read: that key's mark and the value's position (see error()).
+  class ValueScope {
+   public:
+    explicit ValueScope(Reader& r, YAML::Mark key = YAML::Mark::null_mark(), int pos = -1)
+        : r_(r), key_(std::exchange(r.key_mark_, key)), pos_(std::exchange(r.value_pos_, pos)) {}
+    ~ValueScope() {
+      r_.key_mark_ = key_;
+      r_.value_pos_ = pos_;
+    }
+    ValueScope(const ValueScope&) = delete;
+    ValueScope& operator=(const ValueScope&) = delete;
+
+   private:
+    Reader& r_;
+    YAML::Mark key_;
+    int pos_;
+  };
+
+  Errors& errors_;
+  std::string path_;
+  YAML::Mark key_mark_ = YAML::Mark::null_mark();
+  int value_pos_ = -1;
+  std::map<std::string, Resolved> resolved_;  // address text -> result
+  size_t names_resolved_ = 0;
+  std::map<std::pair<int, int>, std::map<std::string, First>> listens_;
+  std::map<std::string, First> names_;
+};
+
+// Key tables, one per mapping, built from these field readers.
+template <class T>
+using Read = std::function<void(Reader&, const YAML::Node&, T&)>;
+
+template <class T, class I>
+Read<T> integer(I T::*field, long long lo, long long hi) {
+  return [=](Reader& r, const YAML::Node& n, T& t) { r.integer(n, t.*field, lo, hi); };
+}
+template <class T>
+Read<T> duration(Millis T::*field, bool allow_zero) {
+  return [=](Reader& r, const YAML::Node& n, T& t) { r.duration(n, t.*field, allow_zero); };
+}
+template <class T>
+Read<T> boolean(bool T::*field) {
+  return [=](Reader& r, const YAML::Node& n, T& t) { r.boolean(n, t.*field); };
+}
+template <class T, class E, size_t N>
+Read<T> choice(E T::*field, const Named<E> (&table)[N]) {
+  return [=, &table](Reader& r, const YAML::Node& n, T& t) { r.choice(n, t.*field, table); };
+}
+// A mapping that may be omitted or left empty (null): then the defaults stay.
+template <class T, class S, size_t N>
+Read<T> nested(S T::*field, const Key<S> (&keys)[N]) {
+  return [=, &keys](Reader& r, const YAML::Node& n, T& t) {
+    if (!n.IsNull()) r.map(n, keys, t.*field);
+  };
+}
+
+bool printable_no_space(const std::string& s) {
+  return std::none_of(s.begin(), s.end(),
+                      [](char c) { return static_cast<unsigned char>(c) <= 0x20 || c == 0x7F; });
+}
+
+void read_expect_status(Reader& r, const YAML::Node& n, HealthCheckConfig& h) {
+  const std::string what = "a status code 100..599 or a range like \"200-399\"";
+  if (!n.IsScalar()) return r.expected(n, what);
+  const std::string& s = n.Scalar();
+  size_t dash = s.find('-', 1);
+  long long lo, hi;
+  if (!parse_int(s.substr(0, dash), lo) ||
+      !parse_int(dash == std::string::npos ? s : s.substr(dash + 1), hi) || lo < 0 || hi < 0)
+    return r.expected(n, what);
+  if (lo < 100 || lo > 599 || hi < 100 || hi > 599)
+    return r.error(n, "status codes must be 100..599, got " + quote(s));
+  if (lo > hi)
+    return r.error(n, "range is reversed (" + std::to_string(lo) + " > " + std::to_string(hi) +
+                          "), got " + quote(s));
+  h.expect_status_min = static_cast<int>(lo);
+  h.expect_status_max = static_cast<int>(hi);
+}
+
+const Key<HealthCheckConfig> kHealthKeys[] = {
+    {"type", false, choice(&HealthCheckConfig::type, kHealthTypes)},
+    {"interval", false, duration(&HealthCheckConfig::interval, false)},
+    {"timeout", false, duration(&HealthCheckConfig::timeout, false)},
+    {"healthy_threshold", false, integer(&HealthCheckConfig::healthy_threshold, 1, 100)},
+    {"unhealthy_threshold", false, integer(&HealthCheckConfig::unhealthy_threshold, 1, 100)},
+    {"path", false,
+     [](Reader& r, const YAML::Node& n, HealthCheckConfig& h) {
+       r.text(
+           n, h.path, "a path starting with \"/\" without spaces or control characters",
+           [](const std::string& s) { return !s.empty() && s[0] == '/' && printable_no_space(s); });
+     }},
+    {"expect_status", false, read_expect_status},
+    {"host", false,
+     [](Reader& r, const YAML::Node& n, HealthCheckConfig& h) {
+       r.text(n, h.host, "a host name without spaces or control characters",
+              [](const std::string& s) { return printable_no_space(s); });
+     }},
+};
+
+const Key<BackendConfig> kBackendKeys[] = {
+    {"address", true,
+     [](Reader& r, const YAML::Node& n, BackendConfig& b) {
+       r.address(n, b.address_text, b.address);
+     }},
+    {"weight", false, integer(&BackendConfig::weight, 1, 1000)},
+    {"max_connections", false, integer(&BackendConfig::max_connections, 0, 10'000'000)},
+    {"backup", false, boolean(&BackendConfig::backup)},
+    {"drain", false, boolean(&BackendConfig::drain)},
+};
+
+void read_backends(Reader& r, const YAML::Node& n, ServiceConfig& s) {
+  if (n.IsNull() || (n.IsSequence() && n.size() == 0))
+    return r.error(n, "must list at least one backend");
+  std::map<std::string, size_t> seen;  // resolved address -> first index
+  r.sequence(n, [&](const YAML::Node& item) {
+    BackendConfig b;
+    r.map(item, kBackendKeys, b);
+    if (b.address.length != 0) {
+      auto [it, fresh] = seen.emplace(b.address.to_string(), s.backends.size());
+      if (!fresh) {
+        Reader::Scope scope(r, "address");
+        r.error_at_key(item, "address", "duplicate backend " + quote(b.address_text) + " (" +
+                                            b.address.to_string() + ", same as backends[" +
+                                            std::to_string(it->second) + "])");
+      }
+    }
+    s.backends.push_back(std::move(b));
+  });
+}
+
+// A YAML boolean false ("off" read as YAML 1.1, "false", "no") means off.
+void read_proxy_protocol(Reader& r, const YAML::Node& n, ServiceConfig& s) {
+  bool on = true;
+  if (n.IsScalar() && YAML::convert<bool>::decode(n, on) && !on)
+    return void(s.proxy_protocol = ProxyProtocol::Off);
+  r.choice(n, s.proxy_protocol, kProxyProtocols);
+}
+
+const Key<ServiceConfig> kServiceKeys[] = {
+    {"name", true,
+     [](Reader& r, const YAML::Node& n, ServiceConfig& s) { r.service_name(n, s.name); }},
+    {"listen", true,
+     [](Reader& r, const YAML::Node& n, ServiceConfig& s) {
+       r.listen(n, s.listen_text, s.listen);
+     }},
+    {"algorithm", false, choice(&ServiceConfig::algorithm, kAlgorithms)},
+    {"connect_timeout", false, duration(&ServiceConfig::connect_timeout, false)},
+    {"idle_timeout", false, duration(&ServiceConfig::idle_timeout, true)},
+    {"retries", false, integer(&ServiceConfig::retries, 0, 100)},
+    {"max_connections", false, integer(&ServiceConfig::max_connections, 0, 10'000'000)},
+    {"proxy_protocol", false, read_proxy_protocol},
+    {"health_check", false, nested(&ServiceConfig::health_check, kHealthKeys)},
+    {"backends", true, read_backends},
+};
+
+const Key<AdminConfig> kAdminKeys[] = {
+    {"listen", true,
+     [](Reader& r, const YAML::Node& n, AdminConfig& a) { r.listen(n, a.listen_text, a.listen); }},
+};
+
+void read_workers(Reader& r, const YAML::Node& n, GlobalConfig& g) {
+  if (n.IsScalar() && n.Scalar() == "auto") {
+    g.workers = static_cast<int>(std::clamp(std::thread::hardware_concurrency(), 1u, 1024u));
+    return;
+  }
+  long long v;
+  if (!n.IsScalar() || !parse_int(n.Scalar(), v) || v < 1 || v > 1024)
+    return r.expected(n, "an integer 1..1024 or \"auto\"");
+  g.workers = static_cast<int>(v);
+}
+
+const Key<GlobalConfig> kGlobalKeys[] = {
+    {"workers", false, read_workers},
+    {"max_connections", false, integer(&GlobalConfig::max_connections, 0, 10'000'000)},
+    {"drain_timeout", false, duration(&GlobalConfig::drain_timeout, true)},
+    {"log_level", false, choice(&GlobalConfig::log_level, kLogLevels)},
+    {"admin", false,
+     [](Reader& r, const YAML::Node& n, GlobalConfig& g) {
+       if (n.IsNull()) return;
+       g.admin.emplace();
+       r.map(n, kAdminKeys, *g.admin);
+     }},
+};
+
+const Key<Config> kTopKeys[] = {
+    {"global", false, nested(&Config::global, kGlobalKeys)},
+    {"services", false,
+     [](Reader& r, const YAML::Node& n, Config& c) {
+       if (n.IsNull()) return;
+       r.sequence(n, [&](const YAML::Node& item) {
+         ServiceConfig s;
+         r.map(item, kServiceKeys, s);
+         c.services.push_back(std::move(s));
+       });
+     }},
+};
+
+ConfigResult fail(Errors&& errors) {
+  return ConfigResult{std::nullopt, std::move(errors).finish()};
+}
+
+std::string too_large(size_t bytes) {
+  return "file is too large (" + std::to_string(bytes) + " bytes, at most " +
+         std::to_string(kMaxFileBytes) + "), not parsed";
+}
+
+ConfigResult parse(std::string_view yaml_text, Errors& errors) {
+  if (yaml_text.size() > kMaxFileBytes)
+    return errors.add(too_large(yaml_text.size())), fail(std::move(errors));
+  const std::string text(yaml_text);
+  try {
+    std::istringstream in(text);
+    YAML::Parser parser(in);
+    LimitCheck limits;
+    parser.HandleNextDocument(limits);
+    if (parser.HandleNextDocument(limits)) errors.add("only one YAML document is allowed");
+  } catch (const LimitExceeded& e) {
+    errors.add(e.mark, "", e.message);
+  } catch (const YAML::DeepRecursion& e) {
+    errors.add(e.mark, "", "nesting deeper than " + std::to_string(kMaxDepth) + " levels");
+  } catch (const YAML::ParserException& e) {
+    errors.add(e.mark, "", "invalid YAML: " + e.msg);
+  }
+  if (!errors.empty()) return fail(std::move(errors));
+
+  const YAML::Node root = YAML::Load(text);
+  if (root.IsNull()) return errors.add("config is empty"), fail(std::move(errors));
+  if (!root.IsMap()) {
+    errors.add(root.Mark(), "", "top level must be a mapping, got " + Reader::describe(root));
+    return fail(std::move(errors));
+  }
+  Config config;
+  Reader reader(errors);
+  reader.map(root, kTopKeys, config);
+  if (!errors.empty()) return fail(std::move(errors));
+  return ConfigResult{std::move(config), {}};
+}
+
+}  // namespace
+
+std::string_view to_string(Algorithm a) { return name_of(kAlgorithms, a); }
+std::string_view to_string(ProxyProtocol p) { return name_of(kProxyProtocols, p); }
+std::string_view to_string(HealthType t) { return name_of(kHealthTypes, t); }
+std::string_view to_string(LogLevel l) { return name_of(kLogLevels, l); }
+
+ConfigResult parse_config(std::string_view yaml_text, const std::string& file_name) {
+  Errors errors(file_name);
+  try {
+    return parse(yaml_text, errors);
+  } catch (const YAML::Exception& e) {
+    errors.add(e.mark, "", "invalid YAML: " + e.msg);
+  } catch (const std::exception& e) {
+    errors.add(std::string("cannot load: ") + e.what());
+  } catch (...) {
+    errors.add("cannot load: unknown error");
+  }
+  return fail(std::move(errors));
+}
+
+ConfigResult load_config(const std::string& path) {
+  Errors errors(path);
+  auto cannot_read = [&](int err) {
+    errors.add("cannot read: " + std::error_code(err, std::generic_category()).message());
+    return fail(std::move(errors));
+  };
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return cannot_read(errno);
+  struct stat st {};
+  if (fstat(fd, &st) != 0 || S_ISDIR(st.st_mode)) {
+    int err = S_ISDIR(st.st_mode) ? EISDIR : errno;
+    ::close(fd);
+    return cannot_read(err);
+  }
+  if (S_ISREG(st.st_mode) && static_cast<size_t>(st.st_size) > kMaxFileBytes) {
+    ::close(fd);
+    errors.add(too_large(static_cast<size_t>(st.st_size)));
+    return fail(std::move(errors));
+  }
+  std::string text;
+  char buf[65536];
+  while (text.size() <= kMaxFileBytes) {  // bounded even for /dev/zero
+    ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      int err = errno;
+      ::close(fd);
+      return cannot_read(err);
+    }
+    if (n == 0) break;
+    text.append(buf, static_cast<size_t>(n));
+  }
+  ::close(fd);
+  return parse_config(text, path);
+}
+
+}  // namespace l4lb

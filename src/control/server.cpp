@@ -1,0 +1,393 @@
+#include "l4lb/control/server.hpp"
+
+#include <systemd/sd-daemon.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <csignal>
+#include <cstring>
+#include <condition_variable>
+#include <ctime>
+#include <mutex>
+#include <pthread.h>
+
+#include <fmt/format.h>
+
+#include "l4lb/base/net.hpp"
+#include "l4lb/admin/stats.hpp"
+
+namespace l4lb {
+
+namespace {
+uint64_t monotonic_usec() {
+  timespec ts{};
+  ::clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1000000u + static_cast<uint64_t>(ts.tv_nsec) / 1000u;
+}
+
+std::shared_ptr<Backend> find_backend(const Service* svc, const Address& addr) {
+  if (!svc) return nullptr;
+  for (const auto& b : svc->pool.backends())
+    if (b->config.address == addr) return b;
+  return nullptr;
+}
+
+// A backend of SVC that an earlier reload removed and whose connections still run.
+std::shared_ptr<Backend> find_retired(const Service* svc, const Address& addr) {
+  if (!svc) return nullptr;
+  for (const auto& w : svc->retired)
+    if (std::shared_ptr<Backend> b = w.lock(); b && b->config.address == addr) return b;
+  return nullptr;
+}
+
+// After a reload of SVC to BACKENDS: remember the removed ones still in use, forget the
+// rest (and the ones that came back).
+void retire_removed(Service& svc, const std::vector<std::shared_ptr<Backend>>& backends) {
+  auto kept = [&](const Backend* b) {
+    for (const auto& k : backends)
+      if (k.get() == b) return true;
+    return false;
+  };
+  std::vector<std::weak_ptr<Backend>> retired;
+  for (const auto& w : svc.retired)
+    if (std::shared_ptr<Backend> b = w.lock(); b && !kept(b.get())) retired.push_back(b);
+  for (const auto& b : svc.pool.backends())
+    if (!kept(b.get()) && b->live() > 0) retired.push_back(b);
+  svc.retired = std::move(retired);
+}
+}  // namespace
+
+class Server::WorldStop {
+ public:
+  explicit WorldStop(Server& s) : server_(s) {
+    if (!s.threads_running_) return;
+    size_t others = s.workers_.size() - 1;
+    for (size_t i = 1; i < s.workers_.size(); ++i) s.workers_[i].worker->post([this] { park(); });
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait(lock, [&] { return parked_ == others; });
+  }
+  ~WorldStop() {
+    if (!server_.threads_running_) return;
+    std::unique_lock<std::mutex> lock(mu_);
+    released_ = true;
+    cv_.notify_all();
+    cv_.wait(lock, [&] { return parked_ == 0; });  // nobody still uses this object
+  }
+  WorldStop(const WorldStop&) = delete;
+  WorldStop& operator=(const WorldStop&) = delete;
+
+ private:
+  void park() {  // on a worker thread
+    std::unique_lock<std::mutex> lock(mu_);
+    ++parked_;
+    cv_.notify_all();
+    cv_.wait(lock, [&] { return released_; });
+    --parked_;
+    cv_.notify_all();
+  }
+  Server& server_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  size_t parked_ = 0;
+  bool released_ = false;
+};
+
+Server::Server(struct ev_loop* loop, Log& log, std::string config_path)
+    : loop_(loop), log_(log), config_path_(std::move(config_path)) {
+  sighup_.start<&Server::on_signal>(loop_, this, SIGHUP);
+  sigterm_.start<&Server::on_signal>(loop_, this, SIGTERM);
+  sigint_.start<&Server::on_signal>(loop_, this, SIGINT);
+  drain_timer_.bind<&Server::on_drain_timeout>(loop_, this);
+}
+
+Server::~Server() {
+  stop_threads();
+  admin_.reset();
+  probers_.clear();
+  for (auto& w : workers_) w.worker.reset();  // listeners, then sessions, close here
+  for (size_t i = 1; i < workers_.size(); ++i) ev_loop_destroy(workers_[i].loop);
+}
+
+bool Server::start(const Config& cfg, std::string& error) {
+  state_.start_time = unix_now();
+  size_t n = static_cast<size_t>(std::max(1, cfg.global.workers));
+  for (size_t i = 0; i < n; ++i) {
+    WorkerThread w;
+    w.loop = i == 0 ? loop_ : ev_loop_new(EVFLAG_AUTO);
+    if (!w.loop) {
+      error = "cannot create an event loop for a worker";
+      return false;
+    }
+    w.worker = std::make_unique<Worker>(w.loop, log_, i);
+    w.worker->open_sessions = &open_sessions_;
+    w.worker->main = workers_.empty() ? w.worker.get() : workers_[0].worker.get();
+    workers_.push_back(std::move(w));
+  }
+  Changes changes;
+  if (!apply(cfg, error, changes)) return false;
+  start_threads();
+  log_.info("ready", {{"services", std::to_string(services_.size())},
+                      {"workers", std::to_string(workers_.size())},
+                      {"pid", std::to_string(::getpid())}});
+  ::sd_notify(0, "READY=1");
+  notify_status();
+  return true;
+}
+
+void Server::start_threads() {
+  // Signals are the main thread's: worker threads start with them blocked.
+  sigset_t block, old;
+  sigemptyset(&block);
+  for (int sig : {SIGHUP, SIGTERM, SIGINT}) sigaddset(&block, sig);
+  ::pthread_sigmask(SIG_BLOCK, &block, &old);
+  for (size_t i = 1; i < workers_.size(); ++i) {
+    struct ev_loop* loop = workers_[i].loop;
+    workers_[i].thread = std::thread([loop] { ev_run(loop, 0); });
+  }
+  ::pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  threads_running_ = workers_.size() > 1;
+}
+
+void Server::stop_threads() {
+  if (!threads_running_) return;
+  for (size_t i = 1; i < workers_.size(); ++i) {
+    struct ev_loop* loop = workers_[i].loop;
+    workers_[i].worker->post([loop] { ev_break(loop, EVBREAK_ALL); });
+  }
+  for (size_t i = 1; i < workers_.size(); ++i) workers_[i].thread.join();
+  threads_running_ = false;
+}
+
+int Server::run() {
+  ev_run(loop_, 0);
+  return 0;
+}
+
+// Parse, validate, swap: CFG is already valid. Listeners whose address stays keep
+// their socket; new addresses are bound before anything changes, and a bind failure
+// leaves the running state untouched. A backend whose (service, address) stays
+// keeps its object: health, live count and counters.
+bool Server::apply(const Config& cfg, std::string& error, Changes& changes) {
+  // 1. Sockets, one per (service, worker): reuse or bind, touching nothing yet.
+  const size_t nw = workers_.size();
+  if (config_.global.workers != 0 && cfg.global.workers != config_.global.workers &&
+      static_cast<size_t>(cfg.global.workers) != nw)
+    log_.warn("workers changes at restart, not on reload",
+              {{"running", std::to_string(nw)}, {"configured", std::to_string(cfg.global.workers)}});
+  std::vector<std::vector<UniqueFd>> new_fds(cfg.services.size());
+  std::vector<std::vector<Listener*>> reused(cfg.services.size());
+  for (size_t i = 0; i < cfg.services.size(); ++i) {
+    const ServiceConfig& sc = cfg.services[i];
+    new_fds[i].resize(nw);
+    reused[i].assign(nw, nullptr);
+    for (size_t w = 0; w < nw; ++w) {
+      for (const auto& l : workers_[w].worker->listeners)
+        if (l->service()->config.listen == sc.listen) reused[i][w] = l.get();
+      if (reused[i][w]) continue;
+      new_fds[i][w] = listen_tcp(sc.listen, nw > 1);
+      if (!new_fds[i][w]) {
+        error = fmt::format("service {}: cannot listen on {}: {}", sc.name, sc.listen_text,
+                            std::strerror(errno));
+        return false;
+      }
+    }
+  }
+
+  // The admin port: kept if its address stays, else bound anew (or closed).
+  const std::optional<AdminConfig>& admin_cfg = cfg.global.admin;
+  bool admin_same = admin_ && admin_cfg && config_.global.admin &&
+                    config_.global.admin->listen == admin_cfg->listen;
+  UniqueFd admin_fd;
+  if (admin_cfg && !admin_same) {
+    admin_fd = listen_tcp(admin_cfg->listen);
+    if (!admin_fd) {
+      error = fmt::format("admin: cannot listen on {}: {}", admin_cfg->listen_text, std::strerror(errno));
+      return false;
+    }
+  }
+
+  // 2. Swap, with the worker threads stopped.
+  WorldStop world(*this);
+  std::map<std::string, std::shared_ptr<Service>> services;
+  for (size_t i = 0; i < cfg.services.size(); ++i) {
+    const ServiceConfig& sc = cfg.services[i];
+    auto old = services_.find(sc.name);
+    std::shared_ptr<Service> previous = old == services_.end() ? nullptr : old->second;
+    if (!previous) ++changes.services_added;
+    std::vector<std::shared_ptr<Backend>> backends;
+    size_t kept = 0;
+    for (const BackendConfig& bc : sc.backends) {
+      // A kept backend keeps its health, unless checks were off (its "up" was never
+      // measured); one back after a removal is checked like any added one, its live
+      // count (connections that ran on) kept.
+      bool unmeasured = false;
+      std::shared_ptr<Backend> b = find_backend(previous.get(), bc.address);
+      if (b) {
+        ++kept;
+        unmeasured = previous->config.health_check.type == HealthType::None;
+      } else if ((b = find_retired(previous.get(), bc.address))) {
+        ++changes.backends_added;
+        unmeasured = true;
+      } else {
+        b = std::make_shared<Backend>(bc, nw);
+        ++changes.backends_added;
+      }
+      b->config = bc;
+      if (sc.health_check.type == HealthType::None || unmeasured) {
+        // no checks: always up; else unknown = checked at once, available until then
+        b->health = sc.health_check.type == HealthType::None ? HealthState::Up : HealthState::Unknown;
+        b->health_streak = 0;
+      }
+      backends.push_back(std::move(b));
+    }
+    if (previous) changes.backends_removed += previous->pool.backends().size() - kept;
+    std::shared_ptr<Service> svc = previous;
+    if (svc) {  // in place: rotation positions and the hash table's history are kept
+      retire_removed(*svc, backends);
+      svc->config = sc;
+      double moved = svc->pool.update(std::move(backends), sc.algorithm);
+      if (sc.algorithm == Algorithm::ConsistentHash)
+        changes.table_moved = std::max(changes.table_moved, moved);
+    } else {
+      svc = std::make_shared<Service>(sc, Pool(std::move(backends), sc.algorithm), nw);
+    }
+    services[sc.name] = svc;
+  }
+  for (size_t w = 0; w < nw; ++w) {
+    Worker& worker = *workers_[w].worker;
+    std::vector<std::unique_ptr<Listener>> listeners;
+    for (size_t i = 0; i < cfg.services.size(); ++i) {
+      const std::shared_ptr<Service>& svc = services[cfg.services[i].name];
+      if (reused[i][w]) {
+        for (auto& l : worker.listeners)
+          if (l.get() == reused[i][w]) listeners.push_back(std::move(l));
+        listeners.back()->set_service(svc);
+      } else {
+        listeners.push_back(std::make_unique<Listener>(worker, svc, std::move(new_fds[i][w])));
+      }
+    }
+    worker.listeners = std::move(listeners);  // listeners not carried over close here
+    worker.max_sessions = cfg.global.max_connections;
+  }
+  for (const auto& [name, svc] : services_) {
+    if (services.count(name)) continue;
+    ++changes.services_removed;
+    changes.backends_removed += svc->pool.backends().size();
+  }
+  services_ = std::move(services);    // removed services live on in their sessions
+  probers_.clear();                   // checks in flight are dropped; state stays in Backend
+  for (const ServiceConfig& sc : cfg.services)
+    probers_.push_back(std::make_unique<Prober>(loop_, log_, services_[sc.name]));
+  if (!admin_cfg)
+    admin_.reset();
+  else if (!admin_same)
+    admin_ = std::make_unique<AdminServer>(loop_, log_, std::move(admin_fd), state_);
+  config_ = cfg;
+  log_.set_level(cfg.global.log_level);
+  ++state_.generation;
+  state_.services.clear();
+  for (const ServiceConfig& sc : cfg.services) state_.services.push_back(services_[sc.name]);
+  return true;
+}
+
+void Server::reload() {
+  ::sd_notifyf(0, "RELOADING=1\nMONOTONIC_USEC=%llu",
+               static_cast<unsigned long long>(monotonic_usec()));
+  ConfigResult result = load_config(config_path_);
+  std::string error;
+  Changes changes;
+  if (result.ok() && !apply(*result.config, error, changes)) result.errors.push_back(error);
+  if (!result.errors.empty()) {
+    ++state_.reloads_failed;
+    state_.last_reload_ok = false;
+    for (const auto& e : result.errors) log_.error("reload failed", {{"error", e}});
+    ::sd_notifyf(0, "READY=1\nSTATUS=reload failed: %s", result.errors.front().c_str());
+    return;
+  }
+  ++state_.reloads_ok;
+  state_.last_reload_ok = true;
+  size_t backends = 0;
+  for (const auto& [name, svc] : services_) backends += svc->pool.backends().size();
+  log_.info("reload ok", {{"services", std::to_string(services_.size())},
+                          {"backends", std::to_string(backends)},
+                          {"services_added", std::to_string(changes.services_added)},
+                          {"services_removed", std::to_string(changes.services_removed)},
+                          {"backends_added", std::to_string(changes.backends_added)},
+                          {"backends_removed", std::to_string(changes.backends_removed)},
+                          {"table_moved", fmt::format("{:.4f}", changes.table_moved)},
+                          {"generation", std::to_string(state_.generation)}});
+  ::sd_notify(0, "READY=1");
+  notify_status();
+}
+
+void Server::on_signal(int signum) {
+  if (signum == SIGHUP) {
+    if (!draining_) reload();
+    return;
+  }
+  if (draining_) {  // a second SIGTERM/SIGINT: close everything now
+    log_.warn("drain cut short", {{"connections", std::to_string(open_sessions())}});
+    close_all_sessions();
+    return stop();
+  }
+  begin_drain();
+}
+
+void Server::close_all_sessions() {
+  WorldStop world(*this);
+  for (auto& w : workers_) {
+    w.worker->on_empty = nullptr;
+    w.worker->close_all();
+  }
+}
+
+void Server::check_drained() {
+  if (draining_ && open_sessions() == 0) stop();
+}
+
+void Server::begin_drain() {
+  draining_ = true;
+  state_.draining = true;
+  ::sd_notify(0, "STOPPING=1");
+  {
+    WorldStop world(*this);
+    for (auto& w : workers_) {  // stop accepting at once; clients already queued are served
+      for (auto& l : w.worker->listeners) l->accept_pending();
+      w.worker->listeners.clear();
+      Worker* worker = w.worker.get();
+      worker->on_empty = [this, worker] { worker->on_main([this] { check_drained(); }); };
+    }
+  }
+  probers_.clear();
+  log_.info("drain start", {{"connections", std::to_string(open_sessions())},
+                            {"timeout", format_duration(config_.global.drain_timeout)}});
+  if (open_sessions() == 0) return stop();
+  drain_timer_.start(static_cast<double>(config_.global.drain_timeout.count()) / 1000.0);
+}
+
+void Server::on_drain_timeout() {
+  log_.warn("drain timeout", {{"connections", std::to_string(open_sessions())}});
+  close_all_sessions();
+  stop();
+}
+
+void Server::stop() {
+  if (stopped_) return;
+  stopped_ = true;
+  drain_timer_.stop();
+  log_.info("drain end", {{"connections", std::to_string(open_sessions())}});
+  ev_break(loop_, EVBREAK_ALL);
+}
+
+void Server::notify_status() {
+  size_t up = 0, total = 0;
+  for (const auto& [name, svc] : services_)
+    for (const auto& b : svc->pool.backends()) {
+      ++total;
+      if (b->health != HealthState::Down) ++up;
+    }
+  ::sd_notifyf(0, "STATUS=%zu services, %zu/%zu backends up, config generation %llu",
+               services_.size(), up, total, static_cast<unsigned long long>(state_.generation));
+}
+
+}  // namespace l4lb

@@ -1,0 +1,363 @@
+#include "l4lb/dataplane/session.hpp"
+
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <span>
+
+#include <fmt/format.h>
+
+#include "l4lb/base/net.hpp"
+#include "l4lb/dataplane/proxy_header.hpp"
+#include "l4lb/balance/service.hpp"
+#include "l4lb/dataplane/splice.hpp"
+#include "l4lb/dataplane/worker.hpp"
+
+namespace l4lb {
+
+namespace {
+double seconds(Millis d) { return static_cast<double>(d.count()) / 1000.0; }
+
+// Errors that say this host is out of something, not that the backend failed.
+bool local_resource_error(int err) {
+  return err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM;
+}
+}  // namespace
+
+Session::Session(Worker& worker, std::shared_ptr<Service> service, UniqueFd client,
+                 const Address& peer)
+    : worker_(worker), service_(std::move(service)), peer_(peer), client_(std::move(client)) {
+  service_->stats(worker_.index()).opened.add(1);
+  // TCP_NODELAY and SO_KEEPALIVE came with accept() from the listening socket.
+  client_io_.bind<&Session::on_client_io>(worker_.loop(), this, client_.get());
+  timer_.bind<&Session::on_timer>(worker_.loop(), this);
+}
+
+Session::~Session() {
+  client_io_.stop();
+  backend_io_.stop();
+  timer_.stop();
+  // A pipe still holding bytes is closed, never lent again.
+  for (Flow* f : {&up_, &down_})
+    if (f->pipe && f->queued == 0) worker_.pipes().release(std::move(f->pipe));
+  service_->stats(worker_.index()).closed.add(1);
+  // client_ and backend_ (the Lease: socket close, then live count -1) close here.
+}
+
+void Session::start() { connect_next(); }
+
+void Session::abort() {
+  if (phase_ != Phase::Done) finish(Ending::Aborted);
+}
+
+void Session::connect_next() {
+  const ServiceConfig& cfg = service_->config;
+  for (;;) {
+    PickContext ctx{&peer_};
+    Lease lease = service_->pool.acquire(ctx, tried_);
+    if (!lease) return finish(Ending::NoBackend);
+    bool in_progress = false;
+    connect_start_ = ev_time();
+    UniqueFd fd = connect_tcp(lease.backend().config.address, in_progress);
+    if (!fd) {
+      int err = errno;
+      backend_ = std::move(lease);
+      if (connect_failed(err)) continue;
+      return;
+    }
+    lease.attach(std::move(fd));
+    backend_ = std::move(lease);
+    backend_io_.bind<&Session::on_backend_io>(worker_.loop(), this, backend_.fd());
+    if (!in_progress) return established();
+    backend_io_.set(EV_WRITE);
+    timer_.start(seconds(cfg.connect_timeout));
+    return;
+  }
+}
+
+bool Session::connect_failed(int error) {
+  Backend& b = backend_.backend();
+  timer_.stop();
+  backend_io_.stop();
+  if (local_resource_error(error)) {
+    if (worker_.warn_resources_now())
+      worker_.log().warn("connect failed", {{"service", service_->config.name},
+                                          {"backend", b.config.address_text},
+                                          {"reason", error_text(error)}});
+    backend_.end();
+    finish(Ending::NoBackend);
+    return false;
+  }
+  b.stats(worker_.index()).failures.add(1);
+  std::string reason = fmt::format("connect: {}", error_text(error));
+  if (worker_.log().enabled(LogLevel::Debug))
+    worker_.log().debug("connect failed", {{"service", service_->config.name},
+                                           {"backend", b.config.address_text},
+                                           {"reason", reason}});
+  // Passive health: where active checks are on, a failed real connect counts as a failed check.
+  // Health lives on the main thread.
+  if (service_->config.health_check.type != HealthType::None) {
+    Log& log = worker_.log();
+    worker_.on_main([svc = service_, backend = b.shared_from_this(), reason, &log] {
+      svc->report_health(*backend, false, reason, log);
+    });
+  }
+  tried_.push_back(&b);
+  backend_.end();
+  if (tried_.size() > static_cast<size_t>(service_->config.retries)) {
+    finish(Ending::NoBackend);
+    return false;
+  }
+  return true;
+}
+
+void Session::established() {
+  phase_ = Phase::Established;
+  timer_.stop();
+  Backend& b = backend_.backend();
+  BackendSlot& counts = b.stats(worker_.index());
+  counts.connections.add(1);
+  counts.observe_connect(ev_time() - connect_start_);
+  last_active_ = ev_now(worker_.loop());
+  if (service_->config.idle_timeout.count() > 0) timer_.start(seconds(service_->config.idle_timeout));
+  if (service_->config.proxy_protocol != ProxyProtocol::Off && !send_proxy_header()) return;
+  watch();
+}
+
+// The PROXY header goes first on every backend connection, before any client byte,
+// even if the client never sends one. A fresh socket takes it whole; if not, the
+// rest waits in the upstream pipe and is not counted as payload.
+bool Session::send_proxy_header() {
+  std::string header;
+  if (!build_proxy_header(service_->config.proxy_protocol, peer_, local_address(client_.get()), header)) {
+    finish(Ending::Reset, EAFNOSUPPORT);
+    return false;
+  }
+  ssize_t n = ::send(backend_.fd(), header.data(), header.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+  if (n < 0 && errno != EAGAIN) {
+    finish(Ending::Reset, errno);
+    return false;
+  }
+  size_t sent = n > 0 ? static_cast<size_t>(n) : 0;
+  if (sent == header.size()) return true;
+  errno = 0;
+  if (!(up_.pipe = worker_.pipes().acquire()) ||
+      ::write(up_.pipe.write_end.get(), header.data() + sent, header.size() - sent) !=
+          static_cast<ssize_t>(header.size() - sent)) {
+    finish(Ending::Reset, errno ? errno : ENOBUFS);
+    return false;
+  }
+  up_.queued = up_.uncounted = header.size() - sent;
+  return true;
+}
+
+// Only the flows an event concerns are pumped: a readable client feeds upstream, a
+// writable client drains downstream (no read that can only say EAGAIN).
+void Session::on_client_io(int revents) {
+  pump_flows(revents & EV_READ, revents & EV_WRITE);
+  reap_if_done();
+}
+
+void Session::on_backend_io(int revents) {
+  if (phase_ == Phase::Connecting) {
+    int err = socket_error(backend_.fd());
+    if (err == 0) {
+      established();
+    } else if (connect_failed(err)) {
+      connect_next();
+    }
+  } else {
+    pump_flows(revents & EV_WRITE, revents & EV_READ);
+  }
+  reap_if_done();
+}
+
+void Session::on_timer() {
+  if (phase_ == Phase::Connecting) {
+    if (connect_failed(ETIMEDOUT)) connect_next();
+  } else {
+    double idle = seconds(service_->config.idle_timeout);
+    double quiet = ev_now(worker_.loop()) - last_active_;
+    if (quiet >= idle)
+      finish(Ending::Idle);
+    else
+      timer_.start(idle - quiet);
+  }
+  reap_if_done();
+}
+
+void Session::pump_flows(bool upstream, bool downstream) {
+  if (upstream && !pump(up_, client_.get(), backend_.fd(), true)) return;
+  if (downstream && !pump(down_, backend_.fd(), client_.get(), false)) return;
+  pass_fin(up_, backend_.fd(), down_);
+  pass_fin(down_, client_.get(), up_);
+  if (up_.shut && down_.shut) return finish(Ending::Closed);
+  watch();
+}
+
+// Moves what FROM has into TO until FROM is empty or TO is full. False on an error
+// (the session is then finished with a reset).
+bool Session::pump(Flow& f, int from, int to, bool upstream) {
+  size_t moved = 0;
+  bool drained = false;
+  Step step = Step::Again;
+  for (;;) {
+    if (f.queued > 0) {  // bytes already waiting go first
+      IoResult r = splice_out(f.pipe.read_end.get(), to, f.queued);
+      if (r.status == IoStatus::Error) {
+        error_ = r.error;
+        step = Step::Failed;
+        break;
+      }
+      f.queued -= r.bytes;
+      moved += r.bytes;
+      if (f.queued > 0) break;  // the destination is full: wait until it is writable
+    }
+    if (f.eof || drained) break;
+    step = f.bulk ? splice_step(f, from) : copy_step(f, from, to, moved);
+    if (step == Step::Failed || step == Step::Blocked) break;
+    drained = step == Step::Drained;
+  }
+  size_t own = std::min(moved, f.uncounted);  // a PROXY header is not payload
+  f.uncounted -= own;
+  moved -= own;
+  if (moved > 0) {
+    last_active_ = ev_now(worker_.loop());
+    Backend& b = backend_.backend();
+    if (upstream) {
+      service_->stats(worker_.index()).bytes_in.add(moved);
+      b.stats(worker_.index()).bytes_in.add(moved);
+    } else {
+      service_->stats(worker_.index()).bytes_out.add(moved);
+      b.stats(worker_.index()).bytes_out.add(moved);
+    }
+  }
+  if (step == Step::Failed) {
+    finish(Ending::Reset, error_);
+    return false;
+  }
+  if (f.queued == 0 && f.pipe) worker_.pipes().release(std::move(f.pipe));
+  return true;
+}
+
+// A FIN read from one side goes on to the other once the bytes before it did, as a
+// half-close; the last one of the pair goes with close() instead (both sockets are
+// read to EOF by then, so close sends a FIN, not a reset).
+void Session::pass_fin(Flow& f, int to, const Flow& other) {
+  if (!f.eof || f.queued > 0 || f.shut) return;
+  if (!other.shut) ::shutdown(to, SHUT_WR);
+  f.shut = true;
+}
+
+// read + send through the worker's scratch buffer; what TO does not take is parked
+// in a pipe. A read that fills the buffer switches the flow to splice.
+Session::Step Session::copy_step(Flow& f, int from, int to, size_t& moved) {
+  std::span<char> buf = worker_.scratch();
+  ssize_t n = ::recv(from, buf.data(), buf.size(), 0);
+  if (n < 0) {
+    if (errno == EAGAIN || errno == EWOULDBLOCK) return Step::Drained;
+    if (errno == EINTR) return Step::Again;
+    error_ = errno;
+    return Step::Failed;
+  }
+  if (n == 0) {
+    f.eof = true;
+    return Step::Drained;
+  }
+  size_t got = static_cast<size_t>(n);
+  ssize_t m = ::send(to, buf.data(), got, MSG_NOSIGNAL | MSG_DONTWAIT);
+  if (m < 0) {
+    if (errno != EAGAIN && errno != EWOULDBLOCK) {
+      error_ = errno;
+      return Step::Failed;
+    }
+    m = 0;
+  }
+  size_t sent = static_cast<size_t>(m);
+  moved += sent;
+  if (sent < got) {  // park the rest in a pipe until TO is writable
+    if (!f.pipe && !(f.pipe = worker_.pipes().acquire())) {
+      error_ = errno;
+      return Step::Failed;
+    }
+    ssize_t w = ::write(f.pipe.write_end.get(), buf.data() + sent, got - sent);
+    if (w != static_cast<ssize_t>(got - sent)) {
+      error_ = w < 0 ? errno : ENOBUFS;
+      return Step::Failed;
+    }
+    f.queued = got - sent;
+    return Step::Blocked;
+  }
+  if (got == buf.size()) {
+    f.bulk = true;
+    return Step::Again;
+  }
+  return Step::Drained;
+}
+
+// socket -> pipe; the caller flushes the pipe. A short splice ends bulk mode.
+Session::Step Session::splice_step(Flow& f, int from) {
+  if (!f.pipe && !(f.pipe = worker_.pipes().acquire())) {
+    error_ = errno;
+    return Step::Failed;
+  }
+  size_t want = f.pipe.capacity;  // the pipe is empty here
+  IoResult r = splice_in(from, f.pipe.write_end.get(), want);
+  switch (r.status) {
+    case IoStatus::Progress:
+      f.queued = r.bytes;
+      if (r.bytes < worker_.scratch().size()) f.bulk = false;
+      return r.bytes < want ? Step::Drained : Step::Again;
+    case IoStatus::Eof:
+      f.eof = true;
+      return Step::Drained;
+    case IoStatus::WouldBlock:
+      return Step::Drained;
+    case IoStatus::Error:
+      break;
+  }
+  error_ = r.error;
+  return Step::Failed;
+}
+
+// What to wait for follows from the flows: read a source only while its pipe is
+// empty, write a destination only while bytes wait for it.
+void Session::watch() {
+  client_io_.set((!up_.eof && up_.queued == 0 ? EV_READ : 0) | (down_.queued > 0 ? EV_WRITE : 0));
+  backend_io_.set((!down_.eof && down_.queued == 0 ? EV_READ : 0) | (up_.queued > 0 ? EV_WRITE : 0));
+}
+
+void Session::finish(Ending ending, int error) {
+  phase_ = Phase::Done;
+  client_io_.stop();
+  backend_io_.stop();
+  timer_.stop();
+  if (ending == Ending::NoBackend) service_->stats(worker_.index()).refused.add(1);
+  if (ending == Ending::Reset || ending == Ending::Aborted) {
+    // A reset on one side resets the other.
+    set_reset_on_close(client_.get());
+    if (backend_) set_reset_on_close(backend_.fd());
+  } else if (ending == Ending::Idle) {
+    // An idle close is orderly (FIN) on both sides, even when a peer stopped reading and
+    // bytes it will never take still wait in l4lb's sockets.
+    fin_and_drop_input(client_.get());
+    if (backend_) fin_and_drop_input(backend_.fd());
+  }
+  if (worker_.log().enabled(LogLevel::Debug)) {
+    static constexpr const char* names[] = {"closed", "reset", "idle", "no backend", "aborted"};
+    worker_.log().debug("connection end",
+                        {{"service", service_->config.name},
+                         {"client", peer_.to_string()},
+                         {"backend", backend_ ? backend_.backend().config.address_text : "-"},
+                         {"ending", names[static_cast<int>(ending)]},
+                         {"reason", error ? error_text(error) : "-"}});
+  }
+}
+
+void Session::reap_if_done() {
+  if (phase_ == Phase::Done) worker_.reap(this);  // deletes this: nothing may follow
+}
+
+}  // namespace l4lb

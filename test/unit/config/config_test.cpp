@@ -1,0 +1,564 @@
+#include "l4lb/config/config.hpp"
+
+#include <doctest/doctest.h>
+
+#include <cstdio>
+#include <fstream>
+#include <string>
+#include <thread>
+
+using namespace l4lb;
+
+namespace {
+
+std::vector<std::string> errors_of(const std::string& yaml) {
+  ConfigResult r = parse_config(yaml, "t.yaml");
+  CHECK_FALSE(r.ok());
+  return r.errors;
+}
+
+Config valid(const std::string& yaml) {
+  ConfigResult r = parse_config(yaml, "t.yaml");
+  for (const auto& e : r.errors) INFO(e);
+  REQUIRE(r.ok());
+  CHECK(r.errors.empty());
+  return *r.config;
+}
+
+// A minimal valid service, indented to sit under "services:".
+const std::string kService = R"(
+  - name: web
+    listen: 127.0.0.1:8080
+    backends:
+      - address: 127.0.0.1:8001
+)";
+
+}  // namespace
+
+TEST_CASE("config: a full file, every key read into the structs") {
+  Config c = valid(R"(# every key, none at its default
+global:
+  workers: 4
+  max_connections: 1000
+  drain_timeout: 1m30s
+  log_level: debug
+  admin:
+    listen: 127.0.0.1:9900
+services:
+  - name: web.1_a-b
+    listen: 0.0.0.0:8080
+    algorithm: weighted_least_connections
+    connect_timeout: 250ms
+    idle_timeout: 0
+    retries: 0
+    max_connections: 10000000
+    proxy_protocol: v2
+    health_check:
+      type: http
+      interval: 1.5
+      timeout: 1s
+      healthy_threshold: 1
+      unhealthy_threshold: 100
+      path: /healthz?full=1
+      expect_status: "200-399"
+      host: example.internal
+    backends:
+      - address: 127.0.0.1:8001
+        weight: 1000
+        max_connections: 100
+        backup: yes
+        drain: true
+      - address: "[::1]:8002"
+  - name: db
+    listen: "[::]:3306"
+    algorithm: consistent_hash
+    proxy_protocol: off
+    health_check: {type: none, expect_status: 204}
+    backends: [{address: "localhost:3307", weight: 5}]
+)");
+  CHECK(c.global.workers == 4);
+  CHECK(c.global.max_connections == 1000);
+  CHECK(c.global.drain_timeout == Millis{90'000});
+  CHECK(c.global.log_level == LogLevel::Debug);
+  REQUIRE(c.global.admin.has_value());
+  CHECK(c.global.admin->listen_text == "127.0.0.1:9900");
+  CHECK(c.global.admin->listen.to_string() == "127.0.0.1:9900");
+
+  REQUIRE(c.services.size() == 2);
+  const ServiceConfig& web = c.services[0];
+  CHECK(web.name == "web.1_a-b");
+  CHECK(web.listen_text == "0.0.0.0:8080");
+  CHECK(web.listen.is_wildcard());
+  CHECK(web.listen.port() == 8080);
+  CHECK(web.algorithm == Algorithm::WeightedLeastConnections);
+  CHECK(web.connect_timeout == Millis{250});
+  CHECK(web.idle_timeout == Millis{0});
+  CHECK(web.retries == 0);
+  CHECK(web.max_connections == 10'000'000);
+  CHECK(web.proxy_protocol == ProxyProtocol::V2);
+  const HealthCheckConfig& hc = web.health_check;
+  CHECK(hc.type == HealthType::Http);
+  CHECK(hc.interval == Millis{1500});
+  CHECK(hc.timeout == Millis{1000});
+  CHECK(hc.healthy_threshold == 1);
+  CHECK(hc.unhealthy_threshold == 100);
+  CHECK(hc.path == "/healthz?full=1");
+  CHECK(hc.expect_status_min == 200);
+  CHECK(hc.expect_status_max == 399);
+  CHECK(hc.host == "example.internal");
+  REQUIRE(web.backends.size() == 2);
+  CHECK(web.backends[0].address_text == "127.0.0.1:8001");
+  CHECK(web.backends[0].address.to_string() == "127.0.0.1:8001");
+  CHECK(web.backends[0].weight == 1000);
+  CHECK(web.backends[0].max_connections == 100);
+  CHECK(web.backends[0].backup);
+  CHECK(web.backends[0].drain);
+  CHECK(web.backends[1].address.to_string() == "[::1]:8002");
+  CHECK(web.backends[1].weight == 1);
+
+  const ServiceConfig& db = c.services[1];
+  CHECK(db.name == "db");
+  CHECK(db.listen.to_string() == "[::]:3306");
+  CHECK(db.algorithm == Algorithm::ConsistentHash);
+  CHECK(db.proxy_protocol == ProxyProtocol::Off);
+  CHECK(db.health_check.type == HealthType::None);
+  CHECK(db.health_check.expect_status_min == 204);
+  CHECK(db.health_check.expect_status_max == 204);
+  REQUIRE(db.backends.size() == 1);
+  CHECK(db.backends[0].address_text == "localhost:3307");
+  CHECK(db.backends[0].address.to_string() == "127.0.0.1:3307");
+  CHECK(db.backends[0].weight == 5);
+}
+
+TEST_CASE("config: omitted keys take the documented defaults") {
+  Config c = valid("services:" + kService);
+  CHECK(c.global.workers == 1);
+  CHECK(c.global.max_connections == 65536);
+  CHECK(c.global.drain_timeout == Millis{30'000});
+  CHECK(c.global.log_level == LogLevel::Info);
+  CHECK_FALSE(c.global.admin.has_value());
+  REQUIRE(c.services.size() == 1);
+  const ServiceConfig& s = c.services[0];
+  CHECK(s.algorithm == Algorithm::RoundRobin);
+  CHECK(s.connect_timeout == Millis{2000});
+  CHECK(s.idle_timeout == Millis{300'000});
+  CHECK(s.retries == 2);
+  CHECK(s.max_connections == 0);
+  CHECK(s.proxy_protocol == ProxyProtocol::Off);
+  CHECK(s.health_check.type == HealthType::Tcp);
+  CHECK(s.health_check.interval == Millis{5000});
+  CHECK(s.health_check.timeout == Millis{2000});
+  CHECK(s.health_check.healthy_threshold == 2);
+  CHECK(s.health_check.unhealthy_threshold == 3);
+  CHECK(s.health_check.path == "/health");
+  CHECK(s.health_check.expect_status_min == 200);
+  CHECK(s.health_check.expect_status_max == 200);
+  CHECK(s.health_check.host.empty());
+  CHECK(s.backends[0].weight == 1);
+  CHECK(s.backends[0].max_connections == 0);
+  CHECK_FALSE(s.backends[0].backup);
+  CHECK_FALSE(s.backends[0].drain);
+}
+
+TEST_CASE("config: small valid variations") {
+  CHECK(valid("global:\n  log_level: warn\n").services.empty());
+  CHECK(valid("services: []\n").services.empty());
+  CHECK(valid("global:\nservices:\n").services.empty());  // empty values = omitted
+  CHECK(valid("global: {workers: auto}\n").global.workers ==
+        static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
+  CHECK(valid("global: {workers: 1024}\n").global.workers == 1024);
+  CHECK(valid("global: {admin: }\n").global.admin == std::nullopt);
+  for (const char* off : {"off", "false", "\"off\"", "no"})
+    CHECK(valid("services:" + kService + "    proxy_protocol: " + off + "\n")
+              .services[0]
+              .proxy_protocol == ProxyProtocol::Off);
+  CHECK(valid("services:" + kService + "    proxy_protocol: v1\n").services[0].proxy_protocol ==
+        ProxyProtocol::V1);
+  CHECK(valid("services:" + kService + "    health_check: {interval: 5}\n")
+            .services[0]
+            .health_check.interval == Millis{5000});
+  // The same port on two specific addresses does not overlap; nor does IPv4 vs IPv6.
+  CHECK(valid("services:" + kService +
+              "  - {name: b, listen: 127.0.0.2:8080, backends: [{address: 127.0.0.1:1}]}\n"
+              "  - {name: c, listen: \"[::]:8080\", backends: [{address: 127.0.0.1:1}]}\n")
+            .services.size() == 3);
+  // Anchors and aliases within the budget are fine.
+  Config c = valid(
+      "services:\n  - &s {name: a, listen: 127.0.0.1:1, backends: &b [{address: 127.0.0.1:1}]}\n"
+      "  - {name: b, listen: 127.0.0.1:2, backends: *b}\n");
+  CHECK(c.services[1].backends[0].address.to_string() == "127.0.0.1:1");
+}
+
+// Each bad file: the complete first error line, and how many errors in all.
+struct BadCase {
+  const char* what;
+  std::string yaml;
+  std::string first;
+  size_t count = 1;
+};
+
+TEST_CASE("config: bad files, each error with its line, column, path and reason") {
+  const std::string head = "services:" + kService;  // service 0 spans lines 2..5
+  const BadCase cases[] = {
+      {"invalid YAML", "services: [a, b\n",
+       "t.yaml:2:1: invalid YAML: end of sequence flow not found"},
+      {"invalid YAML, tab indent", "global:\n\tworkers: 1\n",
+       "t.yaml:2:9: invalid YAML: illegal map value"},
+      {"not a mapping", "- a\n- b\n", "t.yaml:1:1: top level must be a mapping, got a sequence"},
+      {"scalar document", "hello\n", "t.yaml:1:1: top level must be a mapping, got \"hello\""},
+      {"empty", "", "t.yaml: config is empty"},
+      {"only comments", "# nothing\n\n", "t.yaml: config is empty"},
+      {"two documents", "global: {}\n---\nglobal: {}\n",
+       "t.yaml: only one YAML document is allowed"},
+      {"unknown key with hint", head + "    algoritm: random\n",
+       "t.yaml:6:5: services[0].algoritm: unknown key, did you mean \"algorithm\"?"},
+      {"unknown key without hint", head + "    colour: red\n",
+       "t.yaml:6:5: services[0].colour: unknown key"},
+      {"unknown top-level key with hint", "servics: []\n",
+       "t.yaml:1:1: servics: unknown key, did you mean \"services\"?"},
+      {"non-string key", "? [a]\n: 1\n", "t.yaml:1:3: keys must be strings, got a sequence"},
+      {"services not a sequence", "services: {name: web}\n",
+       "t.yaml:1:1: services: must be a sequence, got a mapping"},
+      {"service not a mapping", "services: [web]\n",
+       "t.yaml:1:12: services[0]: must be a mapping, got \"web\""},
+      {"global not a mapping", "global: 3\n", "t.yaml:1:1: global: must be a mapping, got \"3\""},
+      {"bool not a bool", head + "        backup: maybe\n",
+       "t.yaml:6:9: services[0].backends[0].backup: must be true or false, got \"maybe\""},
+      {"weight garbage", head + "        weight: heavy\n",
+       "t.yaml:6:9: services[0].backends[0].weight: must be an integer 1..1000, got \"heavy\""},
+      {"weight too big", head + "        weight: 1001\n",
+       "t.yaml:6:9: services[0].backends[0].weight: must be an integer 1..1000, got \"1001\""},
+      {"weight zero", head + "        weight: 0\n",
+       "t.yaml:6:9: services[0].backends[0].weight: must be an integer 1..1000, got \"0\""},
+      {"weight a mapping", head + "        weight: {a: 1}\n",
+       "t.yaml:6:9: services[0].backends[0].weight: must be an integer 1..1000, got a mapping"},
+      {"weight empty", head + "        weight:\n",
+       "t.yaml:6:9: services[0].backends[0].weight: must be an integer 1..1000, got nothing"},
+      {"backend max_connections", head + "        max_connections: 10000001\n",
+       "t.yaml:6:9: services[0].backends[0].max_connections: must be an integer 0..10000000, got "
+       "\"10000001\""},
+      {"port out of range",
+       "services:\n  - name: web\n    listen: 127.0.0.1:99999\n    backends: [{address: "
+       "127.0.0.1:1}]\n",
+       "t.yaml:3:5: services[0].listen: port must be 1..65535, got \"99999\""},
+      {"backend port zero",
+       "services:\n  - name: web\n    listen: 127.0.0.1:80\n    backends: [{address: "
+       "127.0.0.1:0}]\n",
+       "t.yaml:4:17: services[0].backends[0].address: port must be 1..65535, got \"0\""},
+      {"address without port", "global:\n  admin: {listen: 127.0.0.1}\n",
+       "t.yaml:2:11: global.admin.listen: missing port in \"127.0.0.1\" (expected HOST:PORT)"},
+      {"address bad brackets", "global:\n  admin:\n    listen: \"[::1:80\"\n",
+       "t.yaml:3:5: global.admin.listen: missing \"]\" in \"[::1:80\" (expected [IPV6]:PORT)"},
+      {"threshold zero", head + "    health_check:\n      healthy_threshold: 0\n",
+       "t.yaml:7:7: services[0].health_check.healthy_threshold: must be an integer 1..100, got "
+       "\"0\""},
+      {"threshold too big", head + "    health_check:\n      unhealthy_threshold: 101\n",
+       "t.yaml:7:7: services[0].health_check.unhealthy_threshold: must be an integer 1..100, got "
+       "\"101\""},
+      {"retries negative", head + "    retries: -1\n",
+       "t.yaml:6:5: services[0].retries: must be an integer 0..100, got \"-1\""},
+      {"retries too many", head + "    retries: 101\n",
+       "t.yaml:6:5: services[0].retries: must be an integer 0..100, got \"101\""},
+      {"retries fractional", head + "    retries: 1.5\n",
+       "t.yaml:6:5: services[0].retries: must be an integer 0..100, got \"1.5\""},
+      {"workers zero", "global:\n  workers: 0\n",
+       "t.yaml:2:3: global.workers: must be an integer 1..1024 or \"auto\", got \"0\""},
+      {"workers too many", "global:\n  workers: 1025\n",
+       "t.yaml:2:3: global.workers: must be an integer 1..1024 or \"auto\", got \"1025\""},
+      {"global max_connections negative", "global:\n  max_connections: -1\n",
+       "t.yaml:2:3: global.max_connections: must be an integer 0..10000000, got \"-1\""},
+      {"service max_connections", head + "    max_connections: -5\n",
+       "t.yaml:6:5: services[0].max_connections: must be an integer 0..10000000, got \"-5\""},
+      {"bad duration unit", head + "    connect_timeout: 5sec\n",
+       "t.yaml:6:5: services[0].connect_timeout: invalid duration \"5sec\": unknown unit \"sec\" "
+       "(use ms, s, m, h)"},
+      {"negative duration", "global:\n  drain_timeout: -1s\n",
+       "t.yaml:2:3: global.drain_timeout: invalid duration \"-1s\": must not be negative"},
+      {"duration over 30 days", "global:\n  drain_timeout: 31d\n",
+       "t.yaml:2:3: global.drain_timeout: invalid duration \"31d\": unknown unit \"d\" (use ms, "
+       "s, m, h)"},
+      {"duration too long", "global:\n  drain_timeout: 721h\n",
+       "t.yaml:2:3: global.drain_timeout: invalid duration \"721h\": exceeds the maximum of 30 "
+       "days"},
+      {"zero interval", head + "    health_check: {interval: 0s}\n",
+       "t.yaml:6:20: services[0].health_check.interval: must be greater than 0, got \"0s\""},
+      {"zero connect_timeout", head + "    connect_timeout: 0\n",
+       "t.yaml:6:5: services[0].connect_timeout: must be greater than 0, got \"0\""},
+      {"duplicate service name",
+       head + "  - name: web\n    listen: 127.0.0.1:8081\n    backends: [{address: 127.0.0.1:1}]\n",
+       "t.yaml:6:5: services[1].name: duplicate service name \"web\", first at line 2"},
+      {"duplicate listen",
+       head + "  - name: api\n    listen: 127.0.0.1:8080\n    backends: [{address: 127.0.0.1:1}]\n",
+       "t.yaml:7:5: services[1].listen: duplicate listen address \"127.0.0.1:8080\", already used "
+       "by "
+       "services[0].listen \"127.0.0.1:8080\" at line 3"},
+      {"overlapping wildcard listen",
+       head + "  - name: api\n    listen: 0.0.0.0:8080\n    backends: [{address: 127.0.0.1:1}]\n",
+       "t.yaml:7:5: services[1].listen: listen address \"0.0.0.0:8080\" overlaps "
+       "services[0].listen "
+       "\"127.0.0.1:8080\" at line 3"},
+      {"specific listen under an earlier wildcard",
+       "services:\n  - {name: a, listen: \"[::]:80\", backends: [{address: 127.0.0.1:1}]}\n"
+       "  - {name: b, listen: \"[::1]:80\", backends: [{address: 127.0.0.1:1}]}\n",
+       "t.yaml:3:15: services[1].listen: listen address \"[::1]:80\" overlaps services[0].listen "
+       "\"[::]:80\" at line 2"},
+      {"admin listen clashes with a service",
+       head + "global:\n  admin:\n    listen: 0.0.0.0:8080\n",
+       "t.yaml:8:5: global.admin.listen: listen address \"0.0.0.0:8080\" overlaps "
+       "services[0].listen "
+       "\"127.0.0.1:8080\" at line 3"},
+      {"missing backends", "services:\n  - name: web\n    listen: 127.0.0.1:80\n",
+       "t.yaml:2:5: services[0]: missing required key \"backends\""},
+      {"empty backends", "services:\n  - name: web\n    listen: 127.0.0.1:80\n    backends: []\n",
+       "t.yaml:4:5: services[0].backends: must list at least one backend"},
+      {"null backends", "services:\n  - name: web\n    listen: 127.0.0.1:80\n    backends:\n",
+       "t.yaml:4:5: services[0].backends: must list at least one backend"},
+      {"missing name",
+       "services:\n  - listen: 127.0.0.1:80\n    backends: [{address: 127.0.0.1:1}]\n",
+       "t.yaml:2:5: services[0]: missing required key \"name\""},
+      {"missing listen", "services:\n  - name: web\n    backends: [{address: 127.0.0.1:1}]\n",
+       "t.yaml:2:5: services[0]: missing required key \"listen\""},
+      {"missing address",
+       "services:\n  - name: web\n    listen: 127.0.0.1:80\n    backends:\n      - weight: 2\n",
+       "t.yaml:5:9: services[0].backends[0]: missing required key \"address\""},
+      {"missing admin listen", "global:\n  admin: {}\n",
+       "t.yaml:2:10: global.admin: missing required key \"listen\""},
+      {"unknown algorithm", head + "    algorithm: fastest\n",
+       "t.yaml:6:5: services[0].algorithm: must be one of round_robin, weighted_round_robin, "
+       "least_connections, weighted_least_connections, random, ip_hash, consistent_hash, got "
+       "\"fastest\""},
+      {"unknown health type", head + "    health_check:\n      type: icmp\n",
+       "t.yaml:7:7: services[0].health_check.type: must be one of tcp, http, none, got \"icmp\""},
+      {"unknown log level", "global: {log_level: verbose}\n",
+       "t.yaml:1:10: global.log_level: must be one of error, warn, info, debug, got \"verbose\""},
+      {"expect_status reversed", head + "    health_check:\n      expect_status: \"399-200\"\n",
+       "t.yaml:7:7: services[0].health_check.expect_status: range is reversed (399 > 200), got "
+       "\"399-200\""},
+      {"expect_status out of range", head + "    health_check:\n      expect_status: 600\n",
+       "t.yaml:7:7: services[0].health_check.expect_status: status codes must be 100..599, got "
+       "\"600\""},
+      {"expect_status range out of range",
+       head + "    health_check:\n      expect_status: 99-200\n",
+       "t.yaml:7:7: services[0].health_check.expect_status: status codes must be 100..599, got "
+       "\"99-200\""},
+      {"expect_status garbage", head + "    health_check:\n      expect_status: ok\n",
+       "t.yaml:7:7: services[0].health_check.expect_status: must be a status code 100..599 or a "
+       "range "
+       "like \"200-399\", got \"ok\""},
+      {"health path", head + "    health_check: {path: health}\n",
+       "t.yaml:6:20: services[0].health_check.path: must be a path starting with \"/\" without "
+       "spaces or "
+       "control characters, got \"health\""},
+      {"health path with a space", head + "    health_check: {path: \"/a b\"}\n",
+       "t.yaml:6:20: services[0].health_check.path: must be a path starting with \"/\" without "
+       "spaces or "
+       "control characters, got \"/a b\""},
+      {"health host with a control character", head + "    health_check: {host: \"a\\tb\"}\n",
+       "t.yaml:6:20: services[0].health_check.host: must be a host name without spaces or control "
+       "characters, got \"a\\x09b\""},
+      {"duplicate key", head + "    retries: 1\n    retries: 2\n",
+       "t.yaml:7:5: services[0].retries: duplicate key (first at line 6)"},
+      {"duplicate backend", head + "      - address: localhost:8001\n",
+       "t.yaml:6:9: services[0].backends[1].address: duplicate backend \"localhost:8001\" "
+       "(127.0.0.1:8001, "
+       "same as backends[0])"},
+      {"bad proxy_protocol", head + "    proxy_protocol: v3\n",
+       "t.yaml:6:5: services[0].proxy_protocol: must be one of off, v1, v2, got \"v3\""},
+      {"proxy_protocol true", head + "    proxy_protocol: on\n",
+       "t.yaml:6:5: services[0].proxy_protocol: must be one of off, v1, v2, got \"on\""},
+      {"bad service name",
+       "services:\n  - name: web site\n    listen: 127.0.0.1:80\n    backends: [{address: "
+       "127.0.0.1:1}]\n",
+       "t.yaml:2:5: services[0].name: must be a name of [A-Za-z0-9_.-]+, at most 64 characters, "
+       "got \"web site\""},
+      {"service name too long",
+       "services:\n  - name: " + std::string(65, 'a') +
+           "\n    listen: 127.0.0.1:80\n    backends: [{address: 127.0.0.1:1}]\n",
+       "t.yaml:2:5: services[0].name: must be a name of [A-Za-z0-9_.-]+, at most 64 characters, "
+       "got \"" +
+           std::string(60, 'a') + "...\""},
+      {"alias bomb",
+       "a: &a [x, x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]\n"
+       "c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b]\nd: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c, "
+       "*c]\n"
+       "e: [*d, *d, *d, *d, *d, *d, *d, *d, *d, *d]\n",
+       "t.yaml:4:36: aliases expand past 10000 nodes"},
+      {"100 levels of [", std::string(100, '[') + std::string(100, ']'),
+       "t.yaml:1:65: nesting deeper than 64 levels"},
+      {"100 unclosed [", std::string(100, '['), "t.yaml:1:65: nesting deeper than 64 levels"},
+      {"5000 levels of [", std::string(5000, '['), "t.yaml:1:65: nesting deeper than 64 levels"},
+      {"too many nodes",
+       "x: [" +
+           [] {
+             std::string s;
+             for (int i = 0; i < 100'001; ++i) s += "1,";
+             return s;
+           }() +
+           "]\n",
+       "t.yaml:1:199999: more than 100000 YAML nodes"},
+      {"three errors in one file",
+       "global: {workers: 0}\nservices:\n  - name: web\n    listen: 127.0.0.1:80\n    backends:\n"
+       "      - {address: 127.0.0.1:1, weight: 0}\n      - {address: 127.0.0.1:2, drain: 3}\n",
+       "t.yaml:1:10: global.workers: must be an integer 1..1024 or \"auto\", got \"0\"", 3},
+  };
+  for (const BadCase& c : cases) {
+    INFO(c.what);
+    std::vector<std::string> errors = errors_of(c.yaml);
+    REQUIRE_FALSE(errors.empty());
+    CHECK(errors[0] == c.first);
+    CHECK(errors.size() == c.count);
+  }
+}
+
+TEST_CASE("config: every error in a file is reported, in file order") {
+  std::vector<std::string> errors = errors_of(R"(global:
+  workers: many
+  log_level: loud
+services:
+  - name: web
+    listen: 127.0.0.1:80
+    algoritm: random
+    backends:
+      - address: 127.0.0.1:1
+        weight: heavy
+  - name: web
+    listen: 127.0.0.1:80
+    backends: []
+)");
+  const std::vector<std::string> expected = {
+      "t.yaml:2:3: global.workers: must be an integer 1..1024 or \"auto\", got \"many\"",
+      "t.yaml:3:3: global.log_level: must be one of error, warn, info, debug, got \"loud\"",
+      "t.yaml:7:5: services[0].algoritm: unknown key, did you mean \"algorithm\"?",
+      "t.yaml:10:9: services[0].backends[0].weight: must be an integer 1..1000, got \"heavy\"",
+      "t.yaml:11:5: services[1].name: duplicate service name \"web\", first at line 5",
+      "t.yaml:12:5: services[1].listen: duplicate listen address \"127.0.0.1:80\", already used "
+      "by "
+      "services[0].listen \"127.0.0.1:80\" at line 6",
+      "t.yaml:13:5: services[1].backends: must list at least one backend",
+  };
+  CHECK(errors == expected);
+}
+
+TEST_CASE("config: more than 100 errors are capped at 100 lines") {
+  std::string yaml = "global:\n";
+  for (int i = 0; i < 150; ++i) yaml += "  key" + std::to_string(i) + ": 1\n";
+  std::vector<std::string> errors = errors_of(yaml);
+  REQUIRE(errors.size() == 100);
+  CHECK(errors[0] == "t.yaml:2:3: global.key0: unknown key");
+  CHECK(errors[98] == "t.yaml:100:3: global.key98: unknown key");
+  CHECK(errors[99] == "t.yaml: 51 more errors not shown");
+}
+
+TEST_CASE("config: long values are cut, every line at most 512 bytes") {
+  std::string yaml = "global:\n  " + std::string(1000, 'k') + ": 1\n  log_level: \"" +
+                     std::string(2000, 'x') + "\\n\"\n";
+  ConfigResult r = parse_config(yaml, std::string(600, 'f') + ".yaml");
+  REQUIRE(r.errors.size() == 2);
+  for (const auto& e : r.errors) {
+    CHECK(e.size() <= 512);
+    CHECK(e.find('\n') == std::string::npos);
+  }
+  r = parse_config(yaml, "t.yaml");
+  CHECK(r.errors[0] == "t.yaml:2:3: global." + std::string(60, 'k') + "...: unknown key");
+  CHECK(r.errors[1] ==
+        "t.yaml:3:3: global.log_level: must be one of error, warn, info, debug, got \"" +
+            std::string(60, 'x') + "...\"");
+}
+
+TEST_CASE("config: a file over 1 MiB is refused without parsing") {
+  std::string big(1024 * 1024 + 1, '#');
+  ConfigResult r = parse_config(big, "t.yaml");
+  CHECK_FALSE(r.ok());
+  CHECK(r.errors == std::vector<std::string>{
+                        "t.yaml: file is too large (1048577 bytes, at most 1048576), not parsed"});
+
+  std::string path = "/tmp/l4lb-config-test-big.yaml";
+  std::ofstream(path) << big;
+  r = load_config(path);
+  CHECK(r.errors == std::vector<std::string>{
+                        path + ": file is too large (1048577 bytes, at most 1048576), not parsed"});
+  std::remove(path.c_str());
+}
+
+TEST_CASE("config: load_config reads a file and reports unreadable ones") {
+  ConfigResult r = load_config("/nonexistent/l4lb.yaml");
+  CHECK_FALSE(r.ok());
+  CHECK(r.errors ==
+        std::vector<std::string>{"/nonexistent/l4lb.yaml: cannot read: No such file or directory"});
+
+  r = load_config("/");
+  CHECK(r.errors == std::vector<std::string>{"/: cannot read: Is a directory"});
+
+  std::string path = "/tmp/l4lb-config-test-ok.yaml";
+  std::ofstream(path) << "services:" << kService;
+  r = load_config(path);
+  CHECK(r.ok());
+  CHECK(r.config->services.at(0).name == "web");
+  std::ofstream(path) << "global: {workers: x}\n";
+  r = load_config(path);
+  CHECK(r.errors ==
+        std::vector<std::string>{
+            path + ":1:10: global.workers: must be an integer 1..1024 or \"auto\", got \"x\""});
+  std::remove(path.c_str());
+}
+
+TEST_CASE("config: hostile input never throws and stays bounded") {
+  // A self-referencing anchor, garbage bytes, an unclosed quote: one clean error each.
+  for (std::string yaml :
+       {std::string("a: &a [*a]\n"), std::string("\x01\xff\xfe: [\n", 7),
+        std::string("a: \"unclosed\n"), std::string("*x\n"), std::string(3000, '{'),
+        std::string("- - - - - - - -\n"), std::string("services: &s [*s]\n")}) {
+    ConfigResult r;
+    CHECK_NOTHROW(r = parse_config(yaml, "t.yaml"));
+    CHECK_FALSE(r.ok());
+    CHECK_FALSE(r.errors.empty());
+  }
+  CHECK(parse_config("services: &s [*s]\n", "t.yaml").errors ==
+        std::vector<std::string>{"t.yaml:1:11: services[0]: must be a mapping, got a sequence"});
+  // Determinism: the same text gives the same lines.
+  std::string yaml =
+      "services:\n  - {name: a, listen: x:1, backends: [{address: 127.0.0.1:1, weight: 0}]}\n";
+  CHECK(parse_config(yaml, "t.yaml").errors == parse_config(yaml, "t.yaml").errors);
+}
+
+TEST_CASE("config: enum names") {
+  CHECK(to_string(Algorithm::WeightedRoundRobin) == "weighted_round_robin");
+  CHECK(to_string(Algorithm::IpHash) == "ip_hash");
+  CHECK(to_string(ProxyProtocol::Off) == "off");
+  CHECK(to_string(ProxyProtocol::V2) == "v2");
+  CHECK(to_string(HealthType::Http) == "http");
+  CHECK(to_string(LogLevel::Warn) == "warn");
+}
+
+TEST_CASE("config: INTERFACE.md's example error, at the key of the bad value") {
+  // weight sits at line 12, column 7: the position names the key, as in the contract's
+  // "conf/bad.yaml:12:7: services[0].backends[1].weight: ..." (a value cannot start at 7).
+  const std::string yaml =
+      "# an example with a mistake\n"
+      "global:\n"
+      "  log_level: info\n"
+      "services:\n"
+      "  - name: web\n"
+      "    listen: 127.0.0.1:8080\n"
+      "    algorithm: round_robin\n"
+      "    backends:\n"
+      "    - address: 127.0.0.1:8001\n"
+      "      weight: 2\n"
+      "    - address: 127.0.0.1:8002\n"
+      "      weight: heavy\n";
+  ConfigResult r = parse_config(yaml, "conf/bad.yaml");
+  CHECK(r.errors == std::vector<std::string>{
+                        "conf/bad.yaml:12:7: services[0].backends[1].weight: must be an integer "
+                        "1..1000, got \"heavy\""});
+  // An empty value points at its key too, not at the next line's token.
+  r = parse_config("services:\n  - name: web\n    listen:\n    backends:\n      - address: 127.0.0.1:1\n",
+                   "t.yaml");
+  REQUIRE(r.errors.size() == 1);
+  CHECK(r.errors[0].rfind("t.yaml:3:5: services[0].listen: ", 0) == 0);
+}
+
+TEST_CASE("config: global.max_connections 0 means unlimited, as for services and backends") {
+  ConfigResult r = parse_config("global:\n  max_connections: 0\nservices:" + kService, "t.yaml");
+  REQUIRE(r.ok());
+  CHECK(r.config->global.max_connections == 0);
+}

@@ -25,36 +25,6 @@ uint64_t monotonic_usec() {
   return static_cast<uint64_t>(ts.tv_sec) * 1000000u + static_cast<uint64_t>(ts.tv_nsec) / 1000u;
 }
 
-std::shared_ptr<Backend> find_backend(const Service* svc, const Address& addr) {
-  if (!svc) return nullptr;
-  for (const auto& b : svc->pool.backends())
-    if (b->config.address == addr) return b;
-  return nullptr;
-}
-
-// A backend of SVC that an earlier reload removed and whose connections still run.
-std::shared_ptr<Backend> find_retired(const Service* svc, const Address& addr) {
-  if (!svc) return nullptr;
-  for (const auto& w : svc->retired)
-    if (std::shared_ptr<Backend> b = w.lock(); b && b->config.address == addr) return b;
-  return nullptr;
-}
-
-// After a reload of SVC to BACKENDS: remember the removed ones still in use, forget the
-// rest (and the ones that came back).
-void retire_removed(Service& svc, const std::vector<std::shared_ptr<Backend>>& backends) {
-  auto kept = [&](const Backend* b) {
-    for (const auto& k : backends)
-      if (k.get() == b) return true;
-    return false;
-  };
-  std::vector<std::weak_ptr<Backend>> retired;
-  for (const auto& w : svc.retired)
-    if (std::shared_ptr<Backend> b = w.lock(); b && !kept(b.get())) retired.push_back(b);
-  for (const auto& b : svc.pool.backends())
-    if (!kept(b.get()) && b->live() > 0) retired.push_back(b);
-  svc.retired = std::move(retired);
-}
 }  // namespace
 
 class Server::WorldStop {
@@ -163,131 +133,135 @@ int Server::run() {
   return 0;
 }
 
-// Parse, validate, swap: CFG is already valid. Listeners whose address stays keep
-// their socket; new addresses are bound before anything changes, and a bind failure
-// leaves the running state untouched. A backend whose (service, address) stays
-// keeps its object: health, live count and counters.
+// Reload = plan, swap, publish; CFG is already valid. The plan binds new listen
+// addresses and matches backends by address without touching the running state, so a
+// bind failure leaves it untouched; the swap is the only moment the workers stop.
 bool Server::apply(const Config& cfg, std::string& error, Changes& changes) {
-  // 1. Sockets, one per (service, worker): reuse or bind, touching nothing yet.
+  Plan plan;
+  if (!plan_listeners(cfg, plan, error) || !plan_admin(cfg, plan, error)) return false;
+  plan_services(cfg, plan);
+  {
+    WorldStop world(*this);
+    swap_services(cfg, plan);
+    swap_listeners(cfg, plan);
+  }
+  publish(cfg, plan);
+  changes = plan.changes;
+  return true;
+}
+
+// Sockets, one per (service, worker): the running one where the address stays, else a new one.
+bool Server::plan_listeners(const Config& cfg, Plan& plan, std::string& error) {
   const size_t nw = workers_.size();
   if (config_.global.workers != 0 && cfg.global.workers != config_.global.workers &&
       static_cast<size_t>(cfg.global.workers) != nw)
     log_.warn("workers changes at restart, not on reload",
               {{"running", std::to_string(nw)}, {"configured", std::to_string(cfg.global.workers)}});
-  std::vector<std::vector<UniqueFd>> new_fds(cfg.services.size());
-  std::vector<std::vector<Listener*>> reused(cfg.services.size());
+  plan.services.resize(cfg.services.size());
   for (size_t i = 0; i < cfg.services.size(); ++i) {
     const ServiceConfig& sc = cfg.services[i];
-    new_fds[i].resize(nw);
-    reused[i].assign(nw, nullptr);
+    ServicePlan& sp = plan.services[i];
+    sp.fds.resize(nw);
+    sp.reused.assign(nw, nullptr);
     for (size_t w = 0; w < nw; ++w) {
       for (const auto& l : workers_[w].worker->listeners)
-        if (l->service()->config.listen == sc.listen) reused[i][w] = l.get();
-      if (reused[i][w]) continue;
-      new_fds[i][w] = listen_tcp(sc.listen, nw > 1);
-      if (!new_fds[i][w]) {
+        if (l->service()->config.listen == sc.listen) sp.reused[w] = l.get();
+      if (sp.reused[w]) continue;
+      sp.fds[w] = listen_tcp(sc.listen, nw > 1);
+      if (!sp.fds[w]) {
         error = fmt::format("service {}: cannot listen on {}: {}", sc.name, sc.listen_text,
                             std::strerror(errno));
         return false;
       }
     }
   }
+  return true;
+}
 
-  // The admin port: kept if its address stays, else bound anew (or closed).
+// The admin port: kept if its address stays, else bound anew (or closed at publish).
+bool Server::plan_admin(const Config& cfg, Plan& plan, std::string& error) {
   const std::optional<AdminConfig>& admin_cfg = cfg.global.admin;
-  bool admin_same = admin_ && admin_cfg && config_.global.admin &&
+  plan.admin_same = admin_ && admin_cfg && config_.global.admin &&
                     config_.global.admin->listen == admin_cfg->listen;
-  UniqueFd admin_fd;
-  if (admin_cfg && !admin_same) {
-    admin_fd = listen_tcp(admin_cfg->listen);
-    if (!admin_fd) {
-      error = fmt::format("admin: cannot listen on {}: {}", admin_cfg->listen_text, std::strerror(errno));
-      return false;
-    }
-  }
+  if (!admin_cfg || plan.admin_same) return true;
+  plan.admin_fd = listen_tcp(admin_cfg->listen);
+  if (plan.admin_fd) return true;
+  error = fmt::format("admin: cannot listen on {}: {}", admin_cfg->listen_text, std::strerror(errno));
+  return false;
+}
 
-  // 2. Swap, with the worker threads stopped.
-  WorldStop world(*this);
+// Backends matched by address with the running ones (reads only).
+void Server::plan_services(const Config& cfg, Plan& plan) {
+  for (size_t i = 0; i < cfg.services.size(); ++i) {
+    const ServiceConfig& sc = cfg.services[i];
+    ServicePlan& sp = plan.services[i];
+    auto old = services_.find(sc.name);
+    sp.previous = old == services_.end() ? nullptr : old->second;
+    sp.backends = Service::plan_backends(sp.previous.get(), sc, workers_.size());
+    plan.changes.services_added += sp.previous ? 0 : 1;
+    plan.changes.backends_added += sp.backends.added;
+    plan.changes.backends_removed += sp.backends.removed;
+  }
+  for (const auto& [name, svc] : services_) {
+    bool stays = std::any_of(cfg.services.begin(), cfg.services.end(),
+                             [&](const ServiceConfig& sc) { return sc.name == name; });
+    if (stays) continue;
+    ++plan.changes.services_removed;
+    plan.changes.backends_removed += svc->pool.backends().size();
+  }
+}
+
+// Swap (workers stopped): services taken in place or made; removed ones live on in their sessions.
+void Server::swap_services(const Config& cfg, Plan& plan) {
   std::map<std::string, std::shared_ptr<Service>> services;
   for (size_t i = 0; i < cfg.services.size(); ++i) {
     const ServiceConfig& sc = cfg.services[i];
-    auto old = services_.find(sc.name);
-    std::shared_ptr<Service> previous = old == services_.end() ? nullptr : old->second;
-    if (!previous) ++changes.services_added;
-    std::vector<std::shared_ptr<Backend>> backends;
-    size_t kept = 0;
-    for (const BackendConfig& bc : sc.backends) {
-      // A kept backend keeps its health, unless checks were off (its "up" was never
-      // measured); one back after a removal is checked like any added one, its live
-      // count (connections that ran on) kept.
-      bool unmeasured = false;
-      std::shared_ptr<Backend> b = find_backend(previous.get(), bc.address);
-      if (b) {
-        ++kept;
-        unmeasured = previous->config.health_check.type == HealthType::None;
-      } else if ((b = find_retired(previous.get(), bc.address))) {
-        ++changes.backends_added;
-        unmeasured = true;
-      } else {
-        b = std::make_shared<Backend>(bc, nw);
-        ++changes.backends_added;
-      }
-      b->config = bc;
-      if (sc.health_check.type == HealthType::None || unmeasured) {
-        // no checks: always up; else unknown = checked at once, available until then
-        b->health = sc.health_check.type == HealthType::None ? HealthState::Up : HealthState::Unknown;
-        b->health_streak = 0;
-      }
-      backends.push_back(std::move(b));
-    }
-    if (previous) changes.backends_removed += previous->pool.backends().size() - kept;
-    std::shared_ptr<Service> svc = previous;
-    if (svc) {  // in place: rotation positions and the hash table's history are kept
-      retire_removed(*svc, backends);
-      svc->config = sc;
-      double moved = svc->pool.update(std::move(backends), sc.algorithm);
-      if (sc.algorithm == Algorithm::ConsistentHash)
-        changes.table_moved = std::max(changes.table_moved, moved);
-    } else {
-      svc = std::make_shared<Service>(sc, Pool(std::move(backends), sc.algorithm), nw);
-    }
-    services[sc.name] = svc;
+    ServicePlan& sp = plan.services[i];
+    std::shared_ptr<Service> svc = sp.previous;
+    if (svc)
+      plan.changes.table_moved =
+          std::max(plan.changes.table_moved, svc->reconfigure(sc, std::move(sp.backends)));
+    else
+      svc = Service::create(sc, std::move(sp.backends), workers_.size());
+    sp.service = svc;
+    services[sc.name] = std::move(svc);
   }
-  for (size_t w = 0; w < nw; ++w) {
+  services_ = std::move(services);
+}
+
+// Swap (workers stopped): each worker's listeners, in config order; ones not carried over close.
+void Server::swap_listeners(const Config& cfg, Plan& plan) {
+  for (size_t w = 0; w < workers_.size(); ++w) {
     Worker& worker = *workers_[w].worker;
     std::vector<std::unique_ptr<Listener>> listeners;
-    for (size_t i = 0; i < cfg.services.size(); ++i) {
-      const std::shared_ptr<Service>& svc = services[cfg.services[i].name];
-      if (reused[i][w]) {
+    for (ServicePlan& sp : plan.services) {
+      if (sp.reused[w]) {
         for (auto& l : worker.listeners)
-          if (l.get() == reused[i][w]) listeners.push_back(std::move(l));
-        listeners.back()->set_service(svc);
+          if (l.get() == sp.reused[w]) listeners.push_back(std::move(l));
+        listeners.back()->set_service(sp.service);
       } else {
-        listeners.push_back(std::make_unique<Listener>(worker, svc, std::move(new_fds[i][w])));
+        listeners.push_back(std::make_unique<Listener>(worker, sp.service, std::move(sp.fds[w])));
       }
     }
-    worker.listeners = std::move(listeners);  // listeners not carried over close here
+    worker.listeners = std::move(listeners);
     worker.max_sessions = cfg.global.max_connections;
   }
-  for (const auto& [name, svc] : services_) {
-    if (services.count(name)) continue;
-    ++changes.services_removed;
-    changes.backends_removed += svc->pool.backends().size();
-  }
-  services_ = std::move(services);    // removed services live on in their sessions
-  probers_.clear();                   // checks in flight are dropped; state stays in Backend
-  for (const ServiceConfig& sc : cfg.services)
-    probers_.push_back(std::make_unique<Prober>(loop_, log_, services_[sc.name]));
-  if (!admin_cfg)
+}
+
+// Publish: health checks, the admin port and what it reads, the log level.
+void Server::publish(const Config& cfg, Plan& plan) {
+  probers_.clear();  // checks in flight are dropped; state stays in Backend
+  for (const ServicePlan& sp : plan.services)
+    probers_.push_back(std::make_unique<Prober>(loop_, log_, sp.service));
+  if (!cfg.global.admin)
     admin_.reset();
-  else if (!admin_same)
-    admin_ = std::make_unique<AdminServer>(loop_, log_, std::move(admin_fd), state_);
+  else if (!plan.admin_same)
+    admin_ = std::make_unique<AdminServer>(loop_, log_, std::move(plan.admin_fd), state_);
   config_ = cfg;
   log_.set_level(cfg.global.log_level);
   ++state_.generation;
   state_.services.clear();
-  for (const ServiceConfig& sc : cfg.services) state_.services.push_back(services_[sc.name]);
-  return true;
+  for (const ServicePlan& sp : plan.services) state_.services.push_back(sp.service);
 }
 
 void Server::reload() {

@@ -31,14 +31,32 @@ struct ServiceCounters {
   uint64_t bytes_out = 0;
 };
 
+// A reload's plan for one service's backends: each backend of the new file matched by
+// address with the object that keeps its state (the service's own, one an earlier reload
+// retired, or a new one). Made off the data path; applied in the swap.
+struct BackendPlan {
+  struct Item {
+    std::shared_ptr<Backend> backend;
+    BackendConfig config;
+    bool measured = false;  // kept, and its health was measured by checks: keep it
+  };
+  std::vector<Item> items;  // in file order
+  size_t kept = 0, added = 0, removed = 0;
+};
+
 struct Service {
   Service(ServiceConfig cfg, Pool p, size_t workers = 1)
       : config(std::move(cfg)), pool(std::move(p)), slots_(workers) {}
   ServiceConfig config;
   Pool pool;
-  // Backends a reload removed while connections still held them: one that comes back by a
-  // later reload is the same object again, so its live count (those connections) goes on.
-  std::vector<std::weak_ptr<Backend>> retired;
+
+  // Plan: matches SC's backends with PREVIOUS's (null for a new service). Reads only.
+  static BackendPlan plan_backends(const Service* previous, const ServiceConfig& sc, size_t workers);
+  // Swap, for a service that stays: takes SC and PLAN in place (rotation positions and the
+  // hash table's history are kept). Returns the consistent_hash moved fraction (else 0).
+  double reconfigure(ServiceConfig sc, BackendPlan plan);
+  // Swap, for a new service.
+  static std::shared_ptr<Service> create(ServiceConfig sc, BackendPlan plan, size_t workers);
 
   ServiceSlot& stats(size_t worker) { return slots_[worker]; }
   uint64_t active() const {
@@ -56,6 +74,17 @@ struct Service {
   void report_health(Backend& b, bool ok, std::string_view reason, Log& log);
 
  private:
+  // Takes each planned backend's config and decides its health; returns the backends.
+  static std::vector<std::shared_ptr<Backend>> adopt(const ServiceConfig& sc, BackendPlan& plan);
+  std::shared_ptr<Backend> find_backend(const Address& addr) const;
+  std::shared_ptr<Backend> find_retired(const Address& addr) const;
+  // After a reload to BACKENDS: remember the removed ones still in use, forget the rest
+  // (and the ones that came back).
+  void retire_removed(const std::vector<std::shared_ptr<Backend>>& backends);
+
+  // Backends a reload removed while connections still held them: one that comes back by a
+  // later reload is the same object again, so its live count (those connections) goes on.
+  std::vector<std::weak_ptr<Backend>> retired_;
   PerWorker<ServiceSlot> slots_;
 };
 

@@ -46,7 +46,27 @@ class Server {
     size_t backends_added = 0, backends_removed = 0;
     double table_moved = 0;  // consistent_hash: largest fraction of a table that moved
   };
+  // A reload's plan: made before the swap, without touching the running state.
+  struct ServicePlan {
+    std::shared_ptr<Service> previous;  // the running service of that name, or null
+    BackendPlan backends;
+    std::vector<UniqueFd> fds;          // per worker: a new listening socket, or empty where
+    std::vector<Listener*> reused;      // the running listener of that address is kept
+    std::shared_ptr<Service> service;   // set by the swap
+  };
+  struct Plan {
+    std::vector<ServicePlan> services;  // in config order
+    bool admin_same = false;            // the admin listener stays
+    UniqueFd admin_fd;                  // else its new socket (if any)
+    Changes changes;
+  };
   bool apply(const Config& cfg, std::string& error, Changes& changes);
+  bool plan_listeners(const Config& cfg, Plan& plan, std::string& error);
+  bool plan_admin(const Config& cfg, Plan& plan, std::string& error);
+  void plan_services(const Config& cfg, Plan& plan);
+  void swap_services(const Config& cfg, Plan& plan);
+  void swap_listeners(const Config& cfg, Plan& plan);
+  void publish(const Config& cfg, Plan& plan);
   void reload();
   void begin_drain();
   void stop();

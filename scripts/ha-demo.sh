@@ -22,7 +22,8 @@
 # Prints the failover times and a last line
 #   RESULT sigterm_failover_s=S kill9_failover_s=S affinity=same|DIFFERENT backends_seen=N ...
 # Exit 0 when every step worked, 1 when one did not, 77 when this machine cannot run it (not
-# root, no network namespaces, keepalived missing). Bounded: gives up after ~55 s.
+# root, network namespaces cannot be made or entered -- e.g. in a chroot --, keepalived
+# missing). Bounded: gives up after ~55 s.
 # Binaries: env L4LB_BIN, L4LB_TESTD (defaults build/l4lb, build/l4lb-testd; built if missing).
 # --keep-logs: keep the per-process logs (their directory is printed).
 set -euo pipefail
@@ -122,7 +123,21 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-die() { printf 'ha-demo: FAIL: %s\n' "$*" >&2; exit 1; }
+# What `ip netns exec` / `ip -n` print when they cannot enter a namespace (its mount
+# namespace cannot be set up: a chroot, some containers); printed by ip, never by l4lb.
+NETNS_ENTER_ERR='"mount --make-rslave /" failed|unshare failed|setting the network namespace .* failed|mount of /sys failed|umount of /sys failed'
+netns_enter_err() { grep -Ehs -m1 "$NETNS_ENTER_ERR" "$@" | head -n1 | head -c 200 || true; }
+setup=1         # until the VIP is first up: failing to enter a namespace is this machine's doing
+
+die() {
+  local m
+  [ "$setup" -eq 1 ] && m=$(netns_enter_err "$DIR"/*.log "$DIR"/*.err) || m=
+  if [ -n "$m" ]; then
+    skip "cannot enter a network namespace (ip netns exec): $m"
+  fi
+  printf 'ha-demo: FAIL: %s\n' "$*" >&2
+  exit 1
+}
 
 # wait_for SECONDS DESCRIPTION CMD...: polls CMD every 50 ms; never past the overall deadline.
 wait_for() {
@@ -142,6 +157,11 @@ mkns() {
     die "ip netns add $1: $(cat "$DIR/netns.err")"
   }
   made_ns+=("$1")
+  # Creating one is not enough: entering it (ip netns exec, ip -n) needs a mount namespace.
+  ip netns exec "$1" true 2>"$DIR/netns.err" || {
+    [ ${#made_ns[@]} -eq 1 ] && skip "cannot enter a network namespace: $(head -c 200 "$DIR/netns.err")"
+    die "ip netns exec $1 true: $(cat "$DIR/netns.err")"
+  }
   ip -n "$1" link set lo up
 }
 # attach NS PORTNAME ADDR...: a veth from the bridge to eth0 in NS, with these addresses.
@@ -197,6 +217,7 @@ done
 vip_on() { ip -n "${NS[$1]}" -4 -o addr show dev eth0 | grep -q " $VIP/"; }
 holder() { if vip_on lb1; then echo lb1; elif vip_on lb2; then echo lb2; else echo none; fi; }
 wait_for 15 "VIP on lb1" vip_on lb1
+setup=0
 say "VIP $VIP on lb1 after $((SECONDS - START)) s (keepalived: both BACKUP, lb1 has the higher priority)"
 
 # ------------------------------------------------------------------ the client (python3)

@@ -7,9 +7,9 @@
 #include <new>
 #include <string>
 
-#include "l4lb/base/net.hpp"
 #include "l4lb/admin/prom.hpp"
 #include "l4lb/admin/stats.hpp"
+#include "l4lb/base/clock.hpp"
 
 namespace l4lb {
 
@@ -48,7 +48,7 @@ http::Response admin_response(const http::Request& req, const ServerState& state
 
 // ------------------------------------------------------------------ one connection
 
-class AdminServer::Conn {
+class AdminServer::Conn : public ListLinks<Conn> {
  public:
   Conn(AdminServer& server, UniqueFd fd) : server_(server), fd_(std::move(fd)) {
     io_.bind<&Conn::on_io>(server_.loop_, this, fd_.get());
@@ -66,9 +66,6 @@ class AdminServer::Conn {
     timer_.stop();
     phase_ = Phase::Done;
   }
-
-  Conn* prev = nullptr;
-  Conn* next = nullptr;
 
  private:
   enum class Phase { Reading, Writing, Lingering, Done };
@@ -193,63 +190,41 @@ class AdminServer::Conn {
 
 AdminServer::AdminServer(struct ev_loop* loop, Log& log, UniqueFd listen_fd,
                          const ServerState& state, AdminLimits limits)
-    : loop_(loop), log_(log), fd_(std::move(listen_fd)), state_(state), limits_(limits) {
-  io_.bind<&AdminServer::on_readable>(loop_, this, fd_.get());
-  pause_.bind<&AdminServer::on_resume>(loop_, this);
-  io_.set(EV_READ);
+    : loop_(loop), log_(log), state_(state), limits_(limits) {
+  acceptor_.start<&AdminServer::on_client, &AdminServer::on_shortage>(
+      loop_, this, std::move(listen_fd), kAcceptBatch, kEmfilePause);
 }
 
 AdminServer::~AdminServer() {
-  io_.stop();
-  pause_.stop();
-  while (head_) {
-    head_->finish();
-    reap(head_);
+  acceptor_.stop();
+  while (Conn* c = conns_.front()) {
+    c->finish();
+    reap(c);
   }
 }
 
-void AdminServer::on_readable(int) {
-  for (int i = 0; i < kAcceptBatch; ++i) {
-    Address peer;
-    UniqueFd client = accept_tcp(fd_.get(), peer);
-    if (!client) {
-      int err = errno;
-      if (err == EAGAIN || err == EWOULDBLOCK) return;
-      if (err == EINTR || err == ECONNABORTED || err == EPROTO || err == EPERM) continue;
-      if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM) {
-        log_.warn("admin accept paused", {{"reason", error_text(err)}});
-        io_.stop();
-        pause_.start(kEmfilePause);
-      }
-      return;
+bool AdminServer::on_client(UniqueFd client, const Address&) {
+  if (conns_.size() >= limits_.max_connections) {
+    // Full (slow or stuck clients, a slowloris): the connection accepted first gives way,
+    // so a health check still gets its answer.
+    if (Conn* oldest = conns_.back()) {
+      ++evicted_;
+      oldest->finish();
+      reap(oldest);
     }
-    if (count_ >= limits_.max_connections) {
-      // Full (slow or stuck clients, a slowloris): the connection accepted first gives way,
-      // so a health probe still gets its answer.
-      Conn* oldest = head_;
-      while (oldest && oldest->next) oldest = oldest->next;
-      if (oldest) {
-        ++evicted_;
-        oldest->finish();
-        reap(oldest);
-      }
-    }
-    Conn* c = new (std::nothrow) Conn(*this, std::move(client));
-    if (!c) return;  // out of memory: CLIENT closes here
-    c->next = head_;
-    if (head_) head_->prev = c;
-    head_ = c;
-    ++count_;
   }
+  Conn* c = new (std::nothrow) Conn(*this, std::move(client));
+  if (!c) return false;  // out of memory: CLIENT closes here, and the batch ends
+  conns_.push_front(c);
+  return true;
 }
 
-void AdminServer::on_resume() { io_.set(EV_READ); }
+void AdminServer::on_shortage(int err) {
+  log_.warn("admin accept paused", {{"reason", error_text(err)}});
+}
 
 void AdminServer::reap(Conn* c) {
-  if (c->prev) c->prev->next = c->next;
-  else head_ = c->next;
-  if (c->next) c->next->prev = c->prev;
-  --count_;
+  conns_.erase(c);
   delete c;
 }
 

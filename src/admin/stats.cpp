@@ -23,12 +23,6 @@ namespace l4lb {
 
 using ojson = nlohmann::ordered_json;
 
-double unix_now() {
-  timespec ts{};
-  ::clock_gettime(CLOCK_REALTIME, &ts);
-  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) / 1e9;
-}
-
 HealthVerdict health_verdict(const ServerState& state) {
   HealthVerdict v;
   if (state.draining) {

@@ -1,9 +1,8 @@
 #include "l4lb/balance/service.hpp"
 
-#include <ctime>
-
 #include <fmt/format.h>
 
+#include "l4lb/base/clock.hpp"
 #include "l4lb/health/health.hpp"
 
 namespace l4lb {
@@ -11,16 +10,11 @@ namespace l4lb {
 namespace {
 constexpr size_t kHistory = 16;
 
-double now_unix() {
-  timespec ts{};
-  ::clock_gettime(CLOCK_REALTIME, &ts);
-  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) / 1e9;
-}
 }  // namespace
 
 void Service::report_health(Backend& b, bool ok, std::string_view reason, Log& log) {
   HealthRecord& rec = b.health_record;
-  rec.last_check = now_unix();
+  rec.last_check = unix_now();
   if (ok) {
     ++rec.checks_ok;
     rec.last_error.clear();

@@ -5,13 +5,10 @@
 
 #include <cstring>
 
+#include "l4lb/base/text.hpp"
+
 namespace l4lb {
 namespace {
-
-std::string quoted(std::string_view s) {
-  if (s.size() > 60) return "\"" + std::string(s.substr(0, 60)) + "...\"";
-  return "\"" + std::string(s) + "\"";
-}
 
 bool is_host_char(char c) {
   return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||

@@ -3,19 +3,17 @@
 #include <algorithm>
 #include <cstdint>
 
+#include "l4lb/base/text.hpp"
+
 namespace l4lb {
 namespace {
 
 constexpr int64_t kMaxMillis = int64_t{30} * 24 * 3600 * 1000;  // 30 days
 constexpr std::string_view kUnits = "(use ms, s, m, h)";
+constexpr size_t kShown = 20;  // longest part of the text quoted in a message
 
 bool is_digit(char c) { return c >= '0' && c <= '9'; }
 bool is_alpha(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
-
-std::string quoted(std::string_view s) {
-  if (s.size() > 20) return "\"" + std::string(s.substr(0, 20)) + "...\"";
-  return "\"" + std::string(s) + "\"";
-}
 
 // Milliseconds per unit, or 0 for an unknown unit.
 int64_t unit_millis(std::string_view unit) {
@@ -55,7 +53,7 @@ bool parse_duration(std::string_view text, Millis& out, std::string& error) {
   while (pos < text.size()) {
     int64_t whole, frac, scale;
     size_t n = read_number(text.substr(pos), whole, frac, scale);
-    if (n == 0) return error = "expected a number at " + quoted(text.substr(pos)), false;
+    if (n == 0) return error = "expected a number at " + quoted(text.substr(pos), kShown), false;
     std::string_view number = text.substr(pos, n);
     pos += n;
     size_t u = pos;
@@ -64,12 +62,13 @@ bool parse_duration(std::string_view text, Millis& out, std::string& error) {
     int64_t per = 1000;
     if (unit.empty()) {
       if (!bare || pos < text.size())
-        return error = "missing unit after " + quoted(number) + " " + std::string(kUnits), false;
+        return error = "missing unit after " + quoted(number, kShown) + " " + std::string(kUnits),
+               false;
     } else {
       bare = false;
       per = unit_millis(unit);
       if (per == 0)
-        return error = "unknown unit " + quoted(unit) + " " + std::string(kUnits), false;
+        return error = "unknown unit " + quoted(unit, kShown) + " " + std::string(kUnits), false;
     }
     if (whole > kMaxMillis) return error = "exceeds the maximum of 30 days", false;
     total += whole * per + frac * per / scale;

@@ -96,4 +96,8 @@ Address local_address(int fd) {
   return a;
 }
 
+bool resource_shortage(int err) {
+  return err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM;
+}
+
 }  // namespace l4lb

@@ -21,6 +21,8 @@
 #include <thread>
 #include <utility>
 
+#include "l4lb/base/text.hpp"
+
 namespace l4lb {
 namespace {
 
@@ -63,23 +65,8 @@ std::string_view name_of(const Named<E> (&table)[N], E value) {
   return "?";
 }
 
-// Cuts S to at most MAX bytes without splitting a UTF-8 sequence.
-std::string_view utf8_prefix(std::string_view s, size_t max) {
-  if (s.size() <= max) return s;
-  while (max > 0 && (static_cast<unsigned char>(s[max]) & 0xC0) == 0x80) --max;
-  return s.substr(0, max);
-}
-
-// A value as shown in a message: quoted, at most kMaxShown bytes, one line.
-std::string quote(std::string_view s) {
-  std::string_view shown = utf8_prefix(s, kMaxShown);
-  std::string out = "\"";
-  for (char c : shown) {
-    if (c == '"' || c == '\\') out += '\\';
-    out += c;
-  }
-  return out + (shown.size() < s.size() ? "...\"" : "\"");
-}
+// A value as shown in a message: quoted and escaped, at most kMaxShown bytes.
+std::string quote(std::string_view s) { return quoted(s, kMaxShown, Quoting::Escaped); }
 
 // Control characters become \xNN so one error is always one line.
 std::string one_line(std::string_view s) {

@@ -13,19 +13,10 @@
 
 #include <fmt/format.h>
 
+#include "l4lb/base/clock.hpp"
 #include "l4lb/base/net.hpp"
-#include "l4lb/admin/stats.hpp"
 
 namespace l4lb {
-
-namespace {
-uint64_t monotonic_usec() {
-  timespec ts{};
-  ::clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<uint64_t>(ts.tv_sec) * 1000000u + static_cast<uint64_t>(ts.tv_nsec) / 1000u;
-}
-
-}  // namespace
 
 class Server::WorldStop {
  public:
@@ -336,7 +327,7 @@ void Server::begin_drain() {
   log_.info("drain start", {{"connections", std::to_string(open_sessions())},
                             {"timeout", format_duration(config_.global.drain_timeout)}});
   if (open_sessions() == 0) return stop();
-  drain_timer_.start(static_cast<double>(config_.global.drain_timeout.count()) / 1000.0);
+  drain_timer_.start(to_seconds(config_.global.drain_timeout));
 }
 
 void Server::on_drain_timeout() {

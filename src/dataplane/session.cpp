@@ -9,6 +9,7 @@
 
 #include <fmt/format.h>
 
+#include "l4lb/base/duration.hpp"
 #include "l4lb/base/net.hpp"
 #include "l4lb/dataplane/proxy_header.hpp"
 #include "l4lb/balance/service.hpp"
@@ -16,15 +17,6 @@
 #include "l4lb/dataplane/worker.hpp"
 
 namespace l4lb {
-
-namespace {
-double seconds(Millis d) { return static_cast<double>(d.count()) / 1000.0; }
-
-// Errors that say this host is out of something, not that the backend failed.
-bool local_resource_error(int err) {
-  return err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM;
-}
-}  // namespace
 
 Session::Session(Worker& worker, std::shared_ptr<Service> service, UniqueFd client,
                  const Address& peer)
@@ -72,7 +64,7 @@ void Session::connect_next() {
     backend_io_.bind<&Session::on_backend_io>(worker_.loop(), this, backend_.fd());
     if (!in_progress) return established();
     backend_io_.set(EV_WRITE);
-    timer_.start(seconds(cfg.connect_timeout));
+    timer_.start(to_seconds(cfg.connect_timeout));
     return;
   }
 }
@@ -81,7 +73,7 @@ bool Session::connect_failed(int error) {
   Backend& b = backend_.backend();
   timer_.stop();
   backend_io_.stop();
-  if (local_resource_error(error)) {
+  if (resource_shortage(error)) {  // this host is out of something, not the backend failing
     if (worker_.warn_resources_now())
       worker_.log().warn("connect failed", {{"service", service_->config.name},
                                           {"backend", b.config.address_text},
@@ -121,7 +113,8 @@ void Session::established() {
   counts.connections.add(1);
   counts.observe_connect(ev_time() - connect_start_);
   last_active_ = ev_now(worker_.loop());
-  if (service_->config.idle_timeout.count() > 0) timer_.start(seconds(service_->config.idle_timeout));
+  if (service_->config.idle_timeout.count() > 0)
+    timer_.start(to_seconds(service_->config.idle_timeout));
   if (service_->config.proxy_protocol != ProxyProtocol::Off && !send_proxy_header()) return;
   watch();
 }
@@ -178,7 +171,7 @@ void Session::on_timer() {
   if (phase_ == Phase::Connecting) {
     if (connect_failed(ETIMEDOUT)) connect_next();
   } else {
-    double idle = seconds(service_->config.idle_timeout);
+    double idle = to_seconds(service_->config.idle_timeout);
     double quiet = ev_now(worker_.loop()) - last_active_;
     if (quiet >= idle)
       finish(Ending::Idle);

@@ -61,29 +61,23 @@ Worker::~Worker() {
 
 void Worker::start_session(std::shared_ptr<Service> service, UniqueFd client, const Address& peer) {
   auto* s = new Session(*this, std::move(service), std::move(client), peer);
-  s->next = head_;
-  if (head_) head_->prev = s;
-  head_ = s;
-  ++sessions_;
+  sessions_.push_front(s);
   open_sessions->fetch_add(1, std::memory_order_relaxed);
   s->start();
   if (s->done()) reap(s);
 }
 
 void Worker::reap(Session* s) {
-  if (s->prev) s->prev->next = s->next;
-  else head_ = s->next;
-  if (s->next) s->next->prev = s->prev;
-  --sessions_;
+  sessions_.erase(s);
   delete s;
   open_sessions->fetch_sub(1, std::memory_order_relaxed);
-  if (sessions_ == 0 && on_empty) on_empty();
+  if (sessions_.empty() && on_empty) on_empty();
 }
 
 void Worker::close_all() {
-  while (head_) {
-    head_->abort();
-    reap(head_);
+  while (Session* s = sessions_.front()) {
+    s->abort();
+    reap(s);
   }
 }
 

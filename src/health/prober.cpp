@@ -13,6 +13,7 @@
 
 #include "l4lb/health/check_schedule.hpp"
 #include "l4lb/health/http_probe.hpp"
+#include "l4lb/base/duration.hpp"
 #include "l4lb/base/net.hpp"
 #include "l4lb/dataplane/proxy_header.hpp"
 #include "l4lb/balance/service.hpp"
@@ -20,7 +21,6 @@
 namespace l4lb {
 
 namespace {
-double seconds(Millis d) { return static_cast<double>(d.count()) / 1000.0; }
 // Slots are absolute times: take them from a clock that never jumps (ev_now() is wall time).
 double monotonic_now() {
   return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
@@ -67,7 +67,7 @@ class Prober::Check {
       return finish(false, fmt::format("connect: {}", error_text(errno)));
     io_.bind<&Check::on_io>(loop_, this, fd_.get());
     io_.set(EV_WRITE);
-    deadline_.start(seconds(cfg().timeout));
+    deadline_.start(to_seconds(cfg().timeout));
   }
 
   void on_io(int revents) {
@@ -135,7 +135,7 @@ class Prober::Check {
 Prober::Prober(struct ev_loop* loop, Log& log, std::shared_ptr<Service> service) {
   if (service->config.health_check.type == HealthType::None) return;
   const auto& backends = service->pool.backends();
-  double interval = seconds(service->config.health_check.interval);
+  double interval = to_seconds(service->config.health_check.interval);
   double now = monotonic_now();
   size_t n = backends.size();
   for (size_t i = 0; i < n; ++i) {

@@ -9,6 +9,8 @@
 #include <cstring>
 #include <ctime>
 
+#include "l4lb/base/clock.hpp"
+
 namespace l4lb {
 
 namespace {
@@ -20,12 +22,6 @@ bool stderr_is_journal(int fd) {
   struct stat st {};
   if (::fstat(fd, &st) != 0) return false;
   return st.st_dev == dev && st.st_ino == ino;
-}
-
-double now_unix() {
-  timespec ts{};
-  ::clock_gettime(CLOCK_REALTIME, &ts);
-  return static_cast<double>(ts.tv_sec) + ts.tv_nsec / 1e9;
 }
 }  // namespace
 
@@ -94,7 +90,7 @@ std::string Log::format_plain(LogLevel level, std::string_view text, bool journa
 
 void Log::write(LogLevel level, std::string_view msg, std::span<const LogField> fields) {
   if (!enabled(level)) return;
-  emit(format(level, msg, fields, journal_, now_unix()));
+  emit(format(level, msg, fields, journal_, unix_now()));
 }
 
 void Log::plain(LogLevel level, std::string_view text) {

@@ -2,8 +2,8 @@
 // loop. Each connection reads one request head (strict parser, 8 KiB, 5 s), writes one
 // answer with non-blocking sends and closes ("Connection: close"). Nothing a client
 // does can block the loop: at most 64 connections (a new one closes the oldest, so
-// slow clients cannot lock a probe out), every connection has a bounded lifetime, and
-// each read is bounded.
+// slow clients cannot lock a health check out), every connection has a bounded lifetime,
+// and each read is bounded.
 #pragma once
 #include <ev.h>
 
@@ -11,7 +11,9 @@
 #include <memory>
 
 #include "l4lb/admin/admin_http.hpp"
+#include "l4lb/base/acceptor.hpp"
 #include "l4lb/base/fd.hpp"
+#include "l4lb/base/intrusive_list.hpp"
 #include "l4lb/log/log.hpp"
 #include "l4lb/control/server_state.hpp"
 #include "l4lb/base/watch.hpp"
@@ -39,25 +41,22 @@ class AdminServer {
   AdminServer& operator=(const AdminServer&) = delete;
   ~AdminServer();  // closes the listener and every open admin connection
 
-  int fd() const { return fd_.get(); }
-  size_t connection_count() const { return count_; }
+  int fd() const { return acceptor_.fd(); }
+  size_t connection_count() const { return conns_.size(); }
   uint64_t evicted_count() const { return evicted_; }  // closed to make room (limit)
 
  private:
   class Conn;
-  void on_readable(int revents);
-  void on_resume();
+  bool on_client(UniqueFd client, const Address& peer);
+  void on_shortage(int err);
   void reap(Conn* c);  // the one place a connection is destroyed
 
   struct ev_loop* loop_;
   Log& log_;
-  UniqueFd fd_;
   const ServerState& state_;
   AdminLimits limits_;
-  IoWatcher io_;
-  TimerWatcher pause_;  // EMFILE back-off
-  Conn* head_ = nullptr;  // intrusive list of open connections
-  size_t count_ = 0;
+  Acceptor acceptor_;  // the listening socket, batches of 16, EMFILE back-off
+  IntrusiveList<Conn> conns_;  // open connections, newest first
   uint64_t evicted_ = 0;
 };
 

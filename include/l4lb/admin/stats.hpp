@@ -1,6 +1,7 @@
 // What the admin port reports, as pure functions of a ServerState: the /health
-// verdict, the /stats JSON and the /metrics text. Counters are plain per-loop values
-// read at scrape time; nothing here writes to the state.
+// verdict, the /stats JSON and the /metrics text. Counters are per-worker slots of
+// relaxed atomics (base/counters.hpp), summed over the workers when read; nothing here
+// writes to the state.
 #pragma once
 #include <cstdint>
 #include <string>
@@ -48,8 +49,5 @@ ProcessInfo read_process_info(double fallback_start);
 
 // The /metrics text (Prometheus 0.0.4).
 std::string metrics_text(const ServerState& state, const ProcessInfo& process);
-
-// Unix time now, as a double (CLOCK_REALTIME).
-double unix_now();
 
 }  // namespace l4lb

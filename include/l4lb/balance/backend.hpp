@@ -1,5 +1,12 @@
 // Backend: one backend of one service — its settings, health state, live count and
-// counters. Plain data; only a Lease changes the live count.
+// counters, shared by the main (control) thread and the workers:
+//  - health is an atomic the main thread sets (health check results, reloads); workers
+//    read it;
+//  - the live count is an atomic only a Lease changes, from any worker;
+//  - each worker writes only its own counter slot; readers sum the slots;
+//  - load_observer is set by the pool's load-ordered selector and read by a Lease;
+//  - config, health_streak and health_record change on the main thread only (config in a
+//    reload's swap, while the workers are stopped).
 #pragma once
 #include <atomic>
 #include <cstdint>
@@ -14,7 +21,7 @@ namespace l4lb {
 
 enum class HealthState { Unknown, Up, Down };
 
-// What the prober last learned about a backend (for logs, /stats and /metrics).
+// What the health checks last found about a backend (for logs, /stats and /metrics).
 struct HealthRecord {
   double last_check = 0;       // unix seconds of the last finished check; 0 = none yet
   std::string last_error;      // reason of the last failed check; empty after a success
@@ -119,7 +126,7 @@ class Backend : public std::enable_shared_from_this<Backend> {
 
  public:
   // Set by the pool's load-ordered algorithm while this backend is one of its members;
-  // load_slot is that algorithm's own bookkeeping (its index position).
+  // load_slot is that algorithm's own bookkeeping (the backend's index in its member list).
   std::atomic<LoadObserver*> load_observer{nullptr};  // read by Lease on any worker's thread
   uint32_t load_slot = 0;
 };

@@ -17,4 +17,7 @@ bool parse_duration(std::string_view text, Millis& out, std::string& error);
 // "250ms", "2s", "1m30s": the shortest exact form, for logs and /stats.
 std::string format_duration(Millis d);
 
+// D in seconds, as libev's timers take it.
+inline double to_seconds(Millis d) { return static_cast<double>(d.count()) / 1000.0; }
+
 }  // namespace l4lb

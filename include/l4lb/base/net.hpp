@@ -38,4 +38,7 @@ void set_reset_on_close(int fd);
 // The local address of a socket (getsockname).
 Address local_address(int fd);
 
+// ERR (an errno) says this host is out of fds or memory (EMFILE, ENFILE, ENOBUFS, ENOMEM).
+bool resource_shortage(int err);
+
 }  // namespace l4lb

@@ -3,8 +3,8 @@
 #pragma once
 #include <memory>
 
+#include "l4lb/base/acceptor.hpp"
 #include "l4lb/base/fd.hpp"
-#include "l4lb/base/watch.hpp"
 
 namespace l4lb {
 
@@ -24,15 +24,12 @@ class Listener {
   void accept_pending();
 
  private:
-  void on_readable(int revents);
-  bool accept_batch(int max);  // false once the queue is empty (or accept must pause)
-  void on_resume();
+  bool on_client(UniqueFd client, const Address& peer);
+  void on_shortage(int err);
 
   Worker& worker_;
   std::shared_ptr<Service> service_;
-  UniqueFd fd_;
-  IoWatcher io_;
-  TimerWatcher pause_;  // EMFILE back-off
+  Acceptor acceptor_;  // the listening socket, batches of 64, EMFILE back-off
 };
 
 }  // namespace l4lb

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "l4lb/base/address.hpp"
+#include "l4lb/base/intrusive_list.hpp"
 #include "l4lb/balance/lease.hpp"
 #include "l4lb/dataplane/pipe.hpp"
 #include "l4lb/base/watch.hpp"
@@ -16,7 +17,7 @@ namespace l4lb {
 class Worker;
 struct Service;
 
-class Session {
+class Session : public ListLinks<Session> {  // in its Worker's list
  public:
   Session(Worker& worker, std::shared_ptr<Service> service, UniqueFd client, const Address& peer);
   Session(const Session&) = delete;
@@ -27,9 +28,6 @@ class Session {
   bool done() const { return phase_ == Phase::Done; }
   // Ends the session now (shutdown); the caller reaps it.
   void abort();
-
-  Session* prev = nullptr;  // Worker's intrusive list
-  Session* next = nullptr;
 
  private:
   enum class Phase { Connecting, Established, Done };

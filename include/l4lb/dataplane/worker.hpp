@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "l4lb/base/fd.hpp"
+#include "l4lb/base/intrusive_list.hpp"
 #include "l4lb/log/log.hpp"
 #include "l4lb/dataplane/pipe.hpp"
 #include "l4lb/base/watch.hpp"
@@ -79,12 +80,12 @@ class Worker {
   size_t index_;
   PipePool pipes_;
   std::unique_ptr<char[]> scratch_ = std::make_unique<char[]>(kScratchSize);
-  Session* head_ = nullptr;  // intrusive list of open sessions
+  // This worker's open sessions (open_sessions counts them over every worker).
+  IntrusiveList<Session> sessions_;
   UniqueFd spare_fd_;
   double last_resource_warning_ = -1e9;
   TimerWatcher trim_timer_;  // gives unused pooled pipes back, once a second
   void on_trim();
-  size_t sessions_ = 0;  // this worker's open sessions (open_sessions counts them all)
   std::atomic<size_t> own_open_{0};  // open_sessions of a worker alone
   std::mutex inbox_mu_;
   std::vector<std::function<void()>> inbox_;  // posted work, run by on_wake

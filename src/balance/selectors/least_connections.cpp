@@ -3,15 +3,17 @@
 // binary min-heap of the members. Each entry is keyed on the live count it last saw
 // (and the weight), ties to the least recently picked. Lease, the only writer of the
 // count, calls load_changed() after each +1/-1 and the entry moves up or down, so the
-// least loaded member is always at the root: a pick reads the root and moves it down
-// once (taking the +1 the lease is about to make); the -1 at the end moves it up:
-// O(log n) per connection, over a compact array (positions are kept in the selector,
-// the Backend only stores its member index).
+// root is the least loaded member as far as the entries know: a pick takes the root and
+// moves it down once (taking the +1 the lease is about to make); the -1 at the end moves
+// it up: O(log n) per connection, over a compact array (positions are kept in the
+// selector, the Backend only stores its member index).
 //
-// The root's key is re-read at pick time, so a count changed without the hook (another
-// pool registered on the same backend) cannot make us pick a loaded member as least.
-// When the root is unavailable (full, down since the last refresh) or tried, a bounded
-// best-first search looks at the next best entries; past that, one linear pass.
+// The hook can miss a change (a Lease that finds no observer while a rebuild re-registers
+// the members), so a pick first re-reads the root's count, moving a stale root and
+// re-reading the new one, up to kResyncs times; after that it takes the root as it stands.
+// When the root is unavailable (full, or down/draining since the last rebuild) or tried,
+// a bounded best-first search looks at up to kSearch more entries by their stored keys;
+// past that, one linear pass over fresh counts.
 #include <algorithm>
 
 #include "l4lb/balance/selectors.hpp"
@@ -86,8 +88,9 @@ double LoadHeap::rebuild(std::span<Backend* const> members) {
   pos_.assign(list.size(), 0);
   for (uint32_t i = 0; i < list.size(); ++i) {
     Backend* b = list[i];
-    // A member that stays keeps its place in the rotation of ties; new ones go first
-    // among equals, in config order.
+    // A member that stays keeps its place in the rotation of ties; a new one takes its
+    // index as its last pick: new ones rotate in config order, ahead only of the equals
+    // whose last pick is later than that index.
     uint64_t last_pick = i;
     auto it = std::lower_bound(kept.begin(), kept.end(), std::pair<Backend*, uint64_t>{b, 0});
     if (it != kept.end() && it->first == b) last_pick = it->second;

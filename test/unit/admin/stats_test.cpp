@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "l4lb/admin/stats.hpp"
+#include "l4lb/base/clock.hpp"
 #include "l4lb/balance/service.hpp"
 
 namespace l4lb_test {

@@ -26,7 +26,7 @@ void Listener::accept_pending() {
 
 bool Listener::on_client(UniqueFd client, const Address& peer) {
   Service& svc = *service_;
-  ServiceSlot& counts = svc.stats(worker_.index());
+  ServiceSlot& counts = svc.slot(worker_.index());
   counts.accepted.add(1);
   bool full = worker_.at_capacity() ||
               (svc.config.max_connections != 0 && svc.active() >= svc.config.max_connections);
@@ -41,7 +41,7 @@ bool Listener::on_client(UniqueFd client, const Address& peer) {
 // Out of fds or memory: turn one client away with the spare fd (the acceptor then pauses).
 void Listener::on_shortage(int err) {
   if (worker_.shed_one(acceptor_.fd())) {
-    ServiceSlot& counts = service_->stats(worker_.index());
+    ServiceSlot& counts = service_->slot(worker_.index());
     counts.accepted.add(1);
     counts.refused.add(1);
   }

@@ -21,7 +21,7 @@ namespace l4lb {
 Session::Session(Worker& worker, std::shared_ptr<Service> service, UniqueFd client,
                  const Address& peer)
     : worker_(worker), service_(std::move(service)), peer_(peer), client_(std::move(client)) {
-  service_->stats(worker_.index()).opened.add(1);
+  service_->slot(worker_.index()).opened.add(1);
   // TCP_NODELAY and SO_KEEPALIVE came with accept() from the listening socket.
   client_io_.bind<&Session::on_client_io>(worker_.loop(), this, client_.get());
   timer_.bind<&Session::on_timer>(worker_.loop(), this);
@@ -34,8 +34,8 @@ Session::~Session() {
   // A pipe still holding bytes is closed, never lent again.
   for (Flow* f : {&up_, &down_})
     if (f->pipe && f->queued == 0) worker_.pipes().release(std::move(f->pipe));
-  service_->stats(worker_.index()).closed.add(1);
-  // client_ and backend_ (the Lease: socket close, then live count -1) close here.
+  service_->slot(worker_.index()).closed.add(1);
+  // client_ and lease_ (the Lease: socket close, then live count -1) close here.
 }
 
 void Session::start() { connect_next(); }
@@ -55,13 +55,13 @@ void Session::connect_next() {
     UniqueFd fd = connect_tcp(lease.backend().config.address, in_progress);
     if (!fd) {
       int err = errno;
-      backend_ = std::move(lease);
+      lease_ = std::move(lease);
       if (connect_failed(err)) continue;
       return;
     }
     lease.attach(std::move(fd));
-    backend_ = std::move(lease);
-    backend_io_.bind<&Session::on_backend_io>(worker_.loop(), this, backend_.fd());
+    lease_ = std::move(lease);
+    backend_io_.bind<&Session::on_backend_io>(worker_.loop(), this, lease_.fd());
     if (!in_progress) return established();
     backend_io_.set(EV_WRITE);
     timer_.start(to_seconds(cfg.connect_timeout));
@@ -70,7 +70,7 @@ void Session::connect_next() {
 }
 
 bool Session::connect_failed(int error) {
-  Backend& b = backend_.backend();
+  Backend& b = lease_.backend();
   timer_.stop();
   backend_io_.stop();
   if (resource_shortage(error)) {  // this host is out of something, not the backend failing
@@ -78,11 +78,11 @@ bool Session::connect_failed(int error) {
       worker_.log().warn("connect failed", {{"service", service_->config.name},
                                           {"backend", b.config.address_text},
                                           {"reason", error_text(error)}});
-    backend_.end();
+    lease_.end();
     finish(Ending::NoBackend);
     return false;
   }
-  b.stats(worker_.index()).failures.add(1);
+  b.slot(worker_.index()).failures.add(1);
   std::string reason = fmt::format("connect: {}", error_text(error));
   if (worker_.log().enabled(LogLevel::Debug))
     worker_.log().debug("connect failed", {{"service", service_->config.name},
@@ -97,7 +97,7 @@ bool Session::connect_failed(int error) {
     });
   }
   tried_.push_back(&b);
-  backend_.end();
+  lease_.end();
   if (tried_.size() > static_cast<size_t>(service_->config.retries)) {
     finish(Ending::NoBackend);
     return false;
@@ -108,8 +108,8 @@ bool Session::connect_failed(int error) {
 void Session::established() {
   phase_ = Phase::Established;
   timer_.stop();
-  Backend& b = backend_.backend();
-  BackendSlot& counts = b.stats(worker_.index());
+  Backend& b = lease_.backend();
+  BackendSlot& counts = b.slot(worker_.index());
   counts.connections.add(1);
   counts.observe_connect(ev_time() - connect_start_);
   last_active_ = ev_now(worker_.loop());
@@ -128,7 +128,7 @@ bool Session::send_proxy_header() {
     finish(Ending::Reset, EAFNOSUPPORT);
     return false;
   }
-  ssize_t n = ::send(backend_.fd(), header.data(), header.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+  ssize_t n = ::send(lease_.fd(), header.data(), header.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
   if (n < 0 && errno != EAGAIN) {
     finish(Ending::Reset, errno);
     return false;
@@ -155,7 +155,7 @@ void Session::on_client_io(int revents) {
 
 void Session::on_backend_io(int revents) {
   if (phase_ == Phase::Connecting) {
-    int err = socket_error(backend_.fd());
+    int err = socket_error(lease_.fd());
     if (err == 0) {
       established();
     } else if (connect_failed(err)) {
@@ -182,9 +182,9 @@ void Session::on_timer() {
 }
 
 void Session::pump_flows(bool upstream, bool downstream) {
-  if (upstream && !pump(up_, client_.get(), backend_.fd(), true)) return;
-  if (downstream && !pump(down_, backend_.fd(), client_.get(), false)) return;
-  pass_fin(up_, backend_.fd(), down_);
+  if (upstream && !pump(up_, client_.get(), lease_.fd(), true)) return;
+  if (downstream && !pump(down_, lease_.fd(), client_.get(), false)) return;
+  pass_fin(up_, lease_.fd(), down_);
   pass_fin(down_, client_.get(), up_);
   if (up_.shut && down_.shut) return finish(Ending::Closed);
   watch();
@@ -218,13 +218,13 @@ bool Session::pump(Flow& f, int from, int to, bool upstream) {
   moved -= own;
   if (moved > 0) {
     last_active_ = ev_now(worker_.loop());
-    Backend& b = backend_.backend();
+    Backend& b = lease_.backend();
     if (upstream) {
-      service_->stats(worker_.index()).bytes_in.add(moved);
-      b.stats(worker_.index()).bytes_in.add(moved);
+      service_->slot(worker_.index()).bytes_in.add(moved);
+      b.slot(worker_.index()).bytes_in.add(moved);
     } else {
-      service_->stats(worker_.index()).bytes_out.add(moved);
-      b.stats(worker_.index()).bytes_out.add(moved);
+      service_->slot(worker_.index()).bytes_out.add(moved);
+      b.slot(worker_.index()).bytes_out.add(moved);
     }
   }
   if (step == Step::Failed) {
@@ -327,23 +327,23 @@ void Session::finish(Ending ending, int error) {
   client_io_.stop();
   backend_io_.stop();
   timer_.stop();
-  if (ending == Ending::NoBackend) service_->stats(worker_.index()).refused.add(1);
+  if (ending == Ending::NoBackend) service_->slot(worker_.index()).refused.add(1);
   if (ending == Ending::Reset || ending == Ending::Aborted) {
     // A reset on one side resets the other.
     set_reset_on_close(client_.get());
-    if (backend_) set_reset_on_close(backend_.fd());
+    if (lease_) set_reset_on_close(lease_.fd());
   } else if (ending == Ending::Idle) {
     // An idle close is orderly (FIN) on both sides, even when a peer stopped reading and
     // bytes it will never take still wait in l4lb's sockets.
     fin_and_drop_input(client_.get());
-    if (backend_) fin_and_drop_input(backend_.fd());
+    if (lease_) fin_and_drop_input(lease_.fd());
   }
   if (worker_.log().enabled(LogLevel::Debug)) {
     static constexpr const char* names[] = {"closed", "reset", "idle", "no backend", "aborted"};
     worker_.log().debug("connection end",
                         {{"service", service_->config.name},
                          {"client", peer_.to_string()},
-                         {"backend", backend_ ? backend_.backend().config.address_text : "-"},
+                         {"backend", lease_ ? lease_.backend().config.address_text : "-"},
                          {"ending", names[static_cast<int>(ending)]},
                          {"reason", error ? error_text(error) : "-"}});
   }

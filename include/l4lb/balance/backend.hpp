@@ -96,7 +96,7 @@ class Backend : public std::enable_shared_from_this<Backend> {
   HealthRecord health_record;
 
   // Data-path counts: each worker writes its own slot.
-  BackendSlot& stats(size_t worker) { return slots_[worker]; }
+  BackendSlot& slot(size_t worker) { return slots_[worker]; }
   BackendCounters totals() const {
     return {slots_.sum(&BackendSlot::connections), slots_.sum(&BackendSlot::failures),
             slots_.sum(&BackendSlot::bytes_in), slots_.sum(&BackendSlot::bytes_out)};

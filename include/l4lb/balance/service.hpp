@@ -58,7 +58,7 @@ struct Service {
   // Swap, for a new service.
   static std::shared_ptr<Service> create(ServiceConfig sc, BackendPlan plan, size_t workers);
 
-  ServiceSlot& stats(size_t worker) { return slots_[worker]; }
+  ServiceSlot& slot(size_t worker) { return slots_[worker]; }
   uint64_t active() const {
     uint64_t closed = slots_.sum(&ServiceSlot::closed);  // first: never more than opened after
     return slots_.sum(&ServiceSlot::opened) - closed;

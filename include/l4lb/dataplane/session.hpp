@@ -68,7 +68,7 @@ class Session : public ListLinks<Session> {  // in its Worker's list
   std::shared_ptr<Service> service_;
   Address peer_;
   UniqueFd client_;
-  Lease backend_;                  // the backend socket and its live count
+  Lease lease_;                  // the backend socket and its live count
   std::vector<Backend*> tried_;    // backends that failed for this client
   Flow up_;                        // client -> backend
   Flow down_;                      // backend -> client

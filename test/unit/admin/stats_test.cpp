@@ -59,7 +59,7 @@ struct World {
     state.generation = 3;
     a->health = HealthState::Up;
     a->config.weight = 2;
-    BackendSlot& as = a->stats(0);
+    BackendSlot& as = a->slot(0);
     as.connections.add(80);
     as.failures.add(1);
     as.bytes_in.add(512);
@@ -78,7 +78,7 @@ struct World {
     c->config.backup = true;
     c->config.drain = true;
     auto web = service("web", "0.0.0.0:8080", {a, b, c});
-    ServiceSlot& ws = web->stats(0);
+    ServiceSlot& ws = web->slot(0);
     ws.accepted.add(120);
     ws.refused.add(2);
     ws.opened.add(5);

@@ -208,11 +208,11 @@ TEST_CASE("per-worker counters are summed for readers") {
   std::string err;
   REQUIRE(parse_address("127.0.0.1:1", bc.address, err));
   Backend b(bc, 3);
-  b.stats(0).bytes_in.add(10);
-  b.stats(2).bytes_in.add(5);
-  b.stats(1).connections.add(2);
-  b.stats(1).observe_connect(0.002);
-  b.stats(2).observe_connect(9);
+  b.slot(0).bytes_in.add(10);
+  b.slot(2).bytes_in.add(5);
+  b.slot(1).connections.add(2);
+  b.slot(1).observe_connect(0.002);
+  b.slot(2).observe_connect(9);
   BackendCounters t = b.totals();
   CHECK(t.bytes_in == 15);
   CHECK(t.connections == 2);
@@ -223,9 +223,9 @@ TEST_CASE("per-worker counters are summed for readers") {
 
   ServiceConfig sc;
   Service svc(sc, Pool({}, Algorithm::RoundRobin), 2);
-  svc.stats(0).opened.add(3);
-  svc.stats(1).opened.add(2);
-  svc.stats(1).closed.add(1);
+  svc.slot(0).opened.add(3);
+  svc.slot(1).opened.add(2);
+  svc.slot(1).closed.add(1);
   CHECK(svc.active() == 4);
   CHECK(svc.totals().active == 4);
 }

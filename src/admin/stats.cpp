@@ -106,6 +106,7 @@ ojson stats_json(const ServerState& state, double now) {
         // extras
         {"available", svc->pool.any_available()},
         {"health_check", to_string(sc.health_check.type)},
+        {"error_connections", c.errors},
     });
   }
   double uptime = state.start_time > 0 && now > state.start_time ? now - state.start_time : 0.0;
@@ -236,6 +237,10 @@ std::string metrics_text(const ServerState& state, const ProcessInfo& process) {
   w.family("l4lb_service_connections_refused_total", Type::Counter,
            "Clients closed at once without a backend (none available, or a limit reached).");
   for (const auto& s : services) w.sample({{"service", s->config.name}}, s->totals().refused);
+
+  w.family("l4lb_service_connections_errors_total", Type::Counter,
+           "Connections reset because of an internal error (an exception in a handler).");
+  for (const auto& s : services) w.sample({{"service", s->config.name}}, s->totals().errors);
 
   w.family("l4lb_service_bytes_total", Type::Counter,
            "Payload bytes: in = from clients to backends, out = from backends to clients.");

@@ -100,16 +100,20 @@ double Pool::update(std::vector<std::shared_ptr<Backend>> backends, Algorithm al
 
 Lease Pool::acquire(const PickContext& ctx, std::span<Backend* const> avoid) {
   PickFilter filter(avoid);
-  Backend* b;
+  Lease lease;
   {
     std::lock_guard<std::mutex> lock(*mu_);
     // Backups only when no regular backend can take it (tried ones count as unavailable).
-    b = regular_->pick(ctx, filter);
+    Backend* b = regular_->pick(ctx, filter);
     if (!b) b = backup_->pick(ctx, filter);
     if (!b) return {};
     hint_ = b;
+    // Reserved in the step that checked it: picks are serialized by the lock and only a
+    // lease adds to a live count, so the backend the filter found below its limit still is.
+    lease = Lease::reserve(*b);
   }
-  return Lease(b->shared_from_this());  // the +1 is reported outside the lock
+  lease.announce();  // the load observer takes the lock itself
+  return lease;
 }
 
 bool Pool::any_available() const {

@@ -13,6 +13,9 @@ constexpr size_t kHistory = 16;
 }  // namespace
 
 void Service::report_health(Backend& b, bool ok, std::string_view reason, Log& log) {
+  // A passive failure posted by a worker may arrive after a reload turned checks off:
+  // without checks a backend is always up, whatever the interleaving.
+  if (config.health_check.type == HealthType::None) return;
   HealthRecord& rec = b.health_record;
   rec.last_check = unix_now();
   if (ok) {

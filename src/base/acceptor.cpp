@@ -14,16 +14,18 @@ bool Acceptor::accept_batch() {
       int err = errno;
       if (err == EAGAIN || err == EWOULDBLOCK) return false;
       if (err == EINTR || err == ECONNABORTED || err == EPROTO || err == EPERM) continue;
-      if (resource_shortage(err)) {
-        on_shortage_(owner_, err);
-        io_.stop();
-        pause_.start(pause_seconds_);
-      }
+      if (resource_shortage(err)) shortage(err);
       return false;
     }
     if (!on_client_(owner_, std::move(client), peer)) return false;
   }
   return true;
+}
+
+void Acceptor::shortage(int err) {
+  on_shortage_(owner_, err);
+  io_.stop();
+  pause_.start(pause_seconds_);
 }
 
 }  // namespace l4lb

@@ -22,10 +22,9 @@ class Server::WorldStop {
  public:
   explicit WorldStop(Server& s) : server_(s) {
     if (!s.threads_running_) return;
-    size_t others = s.workers_.size() - 1;
-    for (size_t i = 1; i < s.workers_.size(); ++i) s.workers_[i].worker->post([this] { park(); });
+    for (auto& w : s.workers_) w.worker->post([this] { park(); });
     std::unique_lock<std::mutex> lock(mu_);
-    cv_.wait(lock, [&] { return parked_ == others; });
+    cv_.wait(lock, [&] { return parked_ == server_.workers_.size(); });
   }
   ~WorldStop() {
     if (!server_.threads_running_) return;
@@ -54,7 +53,7 @@ class Server::WorldStop {
 };
 
 Server::Server(struct ev_loop* loop, Log& log, std::string config_path)
-    : loop_(loop), log_(log), config_path_(std::move(config_path)) {
+    : loop_(loop), log_(log), config_path_(std::move(config_path)), control_(loop) {
   sighup_.start<&Server::on_signal>(loop_, this, SIGHUP);
   sigterm_.start<&Server::on_signal>(loop_, this, SIGTERM);
   sigint_.start<&Server::on_signal>(loop_, this, SIGINT);
@@ -65,8 +64,10 @@ Server::~Server() {
   stop_threads();
   admin_.reset();
   probers_.clear();
-  for (auto& w : workers_) w.worker.reset();  // listeners, then sessions, close here
-  for (size_t i = 1; i < workers_.size(); ++i) ev_loop_destroy(workers_[i].loop);
+  for (auto& w : workers_) {
+    w.worker.reset();  // listeners, then sessions, close here
+    ev_loop_destroy(w.loop);
+  }
 }
 
 bool Server::start(const Config& cfg, std::string& error) {
@@ -74,14 +75,13 @@ bool Server::start(const Config& cfg, std::string& error) {
   size_t n = static_cast<size_t>(std::max(1, cfg.global.workers));
   for (size_t i = 0; i < n; ++i) {
     WorkerThread w;
-    w.loop = i == 0 ? loop_ : ev_loop_new(EVFLAG_AUTO);
+    w.loop = ev_loop_new(EVFLAG_AUTO);
     if (!w.loop) {
       error = "cannot create an event loop for a worker";
       return false;
     }
-    w.worker = std::make_unique<Worker>(w.loop, log_, i);
+    w.worker = std::make_unique<Worker>(w.loop, log_, i, &control_);
     w.worker->open_sessions = &open_sessions_;
-    w.worker->main = workers_.empty() ? w.worker.get() : workers_[0].worker.get();
     workers_.push_back(std::move(w));
   }
   Changes changes;
@@ -101,21 +101,21 @@ void Server::start_threads() {
   sigemptyset(&block);
   for (int sig : {SIGHUP, SIGTERM, SIGINT}) sigaddset(&block, sig);
   ::pthread_sigmask(SIG_BLOCK, &block, &old);
-  for (size_t i = 1; i < workers_.size(); ++i) {
-    struct ev_loop* loop = workers_[i].loop;
-    workers_[i].thread = std::thread([loop] { ev_run(loop, 0); });
+  for (WorkerThread& w : workers_) {
+    struct ev_loop* loop = w.loop;
+    w.thread = std::thread([loop] { ev_run(loop, 0); });
   }
   ::pthread_sigmask(SIG_SETMASK, &old, nullptr);
-  threads_running_ = workers_.size() > 1;
+  threads_running_ = true;
 }
 
 void Server::stop_threads() {
   if (!threads_running_) return;
-  for (size_t i = 1; i < workers_.size(); ++i) {
-    struct ev_loop* loop = workers_[i].loop;
-    workers_[i].worker->post([loop] { ev_break(loop, EVBREAK_ALL); });
+  for (WorkerThread& w : workers_) {
+    struct ev_loop* loop = w.loop;
+    w.worker->post([loop] { ev_break(loop, EVBREAK_ALL); });
   }
-  for (size_t i = 1; i < workers_.size(); ++i) workers_[i].thread.join();
+  for (WorkerThread& w : workers_) w.thread.join();
   threads_running_ = false;
 }
 
@@ -132,9 +132,11 @@ bool Server::apply(const Config& cfg, std::string& error, Changes& changes) {
   if (!plan_listeners(cfg, plan, error) || !plan_admin(cfg, plan, error)) return false;
   plan_services(cfg, plan);
   {
+    uint64_t stop_start = monotonic_usec();
     WorldStop world(*this);
     swap_services(cfg, plan);
     swap_listeners(cfg, plan);
+    plan.changes.swap_us = monotonic_usec() - stop_start;  // parking included
   }
   publish(cfg, plan);
   changes = plan.changes;
@@ -280,6 +282,7 @@ void Server::reload() {
                           {"backends_added", std::to_string(changes.backends_added)},
                           {"backends_removed", std::to_string(changes.backends_removed)},
                           {"table_moved", fmt::format("{:.4f}", changes.table_moved)},
+                          {"swap_us", std::to_string(changes.swap_us)},
                           {"generation", std::to_string(state_.generation)}});
   ::sd_notify(0, "READY=1");
   notify_status();
@@ -319,8 +322,7 @@ void Server::begin_drain() {
     for (auto& w : workers_) {  // stop accepting at once; clients already queued are served
       for (auto& l : w.worker->listeners) l->accept_pending();
       w.worker->listeners.clear();
-      Worker* worker = w.worker.get();
-      worker->on_empty = [this, worker] { worker->on_main([this] { check_drained(); }); };
+      w.worker->on_empty = [this] { control_.post([this] { check_drained(); }); };
     }
   }
   probers_.clear();

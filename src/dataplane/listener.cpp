@@ -28,13 +28,14 @@ bool Listener::on_client(UniqueFd client, const Address& peer) {
   Service& svc = *service_;
   ServiceSlot& counts = svc.slot(worker_.index());
   counts.accepted.add(1);
-  bool full = worker_.at_capacity() ||
-              (svc.config.max_connections != 0 && svc.active() >= svc.config.max_connections);
-  if (full || !svc.pool.any_available()) {
+  // The limits are reserved in the step that checks them (no number of workers overshoots).
+  Admission admission = Admission::take(*worker_.open_sessions, worker_.max_sessions,
+                                        svc.active_count(), svc.config.max_connections);
+  if (!admission || !svc.pool.any_available()) {
     counts.refused.add(1);
-    return true;  // the client socket closes here
+    return true;  // the client socket closes here (and the places are given back)
   }
-  worker_.start_session(service_, std::move(client), peer);
+  worker_.start_session(service_, std::move(client), peer, std::move(admission));
   return true;
 }
 

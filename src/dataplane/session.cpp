@@ -19,9 +19,12 @@
 namespace l4lb {
 
 Session::Session(Worker& worker, std::shared_ptr<Service> service, UniqueFd client,
-                 const Address& peer)
-    : worker_(worker), service_(std::move(service)), peer_(peer), client_(std::move(client)) {
-  service_->slot(worker_.index()).opened.add(1);
+                 const Address& peer, Admission admission)
+    : admission_(std::move(admission)),
+      worker_(worker),
+      service_(std::move(service)),
+      peer_(peer),
+      client_(std::move(client)) {
   // TCP_NODELAY and SO_KEEPALIVE came with accept() from the listening socket.
   client_io_.bind<&Session::on_client_io>(worker_.loop(), this, client_.get());
   timer_.bind<&Session::on_timer>(worker_.loop(), this);
@@ -34,14 +37,24 @@ Session::~Session() {
   // A pipe still holding bytes is closed, never lent again.
   for (Flow* f : {&up_, &down_})
     if (f->pipe && f->queued == 0) worker_.pipes().release(std::move(f->pipe));
-  service_->slot(worker_.index()).closed.add(1);
-  // client_ and lease_ (the Lease: socket close, then live count -1) close here.
+  // client_ and lease_ (the Lease: socket close, then live count -1) close here, then
+  // admission_ gives this client's places under the connection limits back.
 }
 
 void Session::start() { connect_next(); }
 
 void Session::abort() {
   if (phase_ != Phase::Done) finish(Ending::Aborted);
+}
+
+void Session::on_callback_error() {
+  service_->slot(worker_.index()).errors.add(1);
+  if (worker_.warn_resources_now())
+    worker_.log().warn("connection error", {{"service", service_->config.name},
+                                            {"client", peer_.to_string()},
+                                            {"reason", "internal error (exception), connection reset"}});
+  if (phase_ != Phase::Done) finish(Ending::Reset, ENOMEM);
+  reap_if_done();
 }
 
 void Session::connect_next() {
@@ -89,10 +102,10 @@ bool Session::connect_failed(int error) {
                                            {"backend", b.config.address_text},
                                            {"reason", reason}});
   // Passive health: where active checks are on, a failed real connect counts as a failed check.
-  // Health lives on the main thread.
+  // Health lives on the control thread.
   if (service_->config.health_check.type != HealthType::None) {
     Log& log = worker_.log();
-    worker_.on_main([svc = service_, backend = b.shared_from_this(), reason, &log] {
+    worker_.on_control([svc = service_, backend = b.shared_from_this(), reason, &log] {
       svc->report_health(*backend, false, reason, log);
     });
   }

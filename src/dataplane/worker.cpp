@@ -13,38 +13,17 @@ namespace {
 UniqueFd open_spare() { return UniqueFd(::open("/dev/null", O_RDONLY | O_CLOEXEC)); }
 }  // namespace
 
-Worker::Worker(struct ev_loop* loop, Log& log, size_t index)
-    : loop_(loop), log_(log), index_(index), spare_fd_(open_spare()) {
+Worker::Worker(struct ev_loop* loop, Log& log, size_t index, Mailbox* control)
+    : loop_(loop), log_(log), index_(index), spare_fd_(open_spare()), control_(control), inbox_(loop) {
   trim_timer_.bind<&Worker::on_trim>(loop_, this);
   trim_timer_.start(1.0);
-  ev_async_init(&wake_, &Worker::on_wake);
-  wake_.data = this;
-  ev_async_start(loop_, &wake_);
 }
 
-void Worker::post(std::function<void()> fn) {
-  {
-    std::lock_guard<std::mutex> lock(inbox_mu_);
-    inbox_.push_back(std::move(fn));
-  }
-  ev_async_send(loop_, &wake_);
-}
-
-void Worker::on_main(std::function<void()> fn) {
-  if (main == this)
-    fn();
+void Worker::on_control(std::function<void()> fn) {
+  if (control_)
+    control_->post(std::move(fn));
   else
-    main->post(std::move(fn));
-}
-
-void Worker::on_wake(struct ev_loop*, ev_async* w, int) {
-  auto* self = static_cast<Worker*>(w->data);
-  std::vector<std::function<void()>> work;
-  {
-    std::lock_guard<std::mutex> lock(self->inbox_mu_);
-    work.swap(self->inbox_);
-  }
-  for (auto& fn : work) fn();
+    fn();
 }
 
 void Worker::on_trim() {
@@ -56,21 +35,19 @@ Worker::~Worker() {
   listeners.clear();
   on_empty = nullptr;
   close_all();
-  ev_async_stop(loop_, &wake_);
 }
 
-void Worker::start_session(std::shared_ptr<Service> service, UniqueFd client, const Address& peer) {
-  auto* s = new Session(*this, std::move(service), std::move(client), peer);
+void Worker::start_session(std::shared_ptr<Service> service, UniqueFd client, const Address& peer,
+                           Admission admission) {
+  auto* s = new Session(*this, std::move(service), std::move(client), peer, std::move(admission));
   sessions_.push_front(s);
-  open_sessions->fetch_add(1, std::memory_order_relaxed);
   s->start();
   if (s->done()) reap(s);
 }
 
 void Worker::reap(Session* s) {
   sessions_.erase(s);
-  delete s;
-  open_sessions->fetch_sub(1, std::memory_order_relaxed);
+  delete s;  // gives its places under the connection limits back
   if (sessions_.empty() && on_empty) on_empty();
 }
 

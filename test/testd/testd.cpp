@@ -1,7 +1,8 @@
 // l4lb-testd — a small test backend for the integration tests.
 //
-//   l4lb-testd --mode MODE --listen HOST:PORT [--name NAME]
+//   l4lb-testd --mode MODE --listen HOST:PORT [--listen HOST:PORT ...] [--name NAME]
 //              [--read-chunk BYTES --read-delay-ms MS] [--health-file PATH]
+//              [--hold-ms MS] [--stats HOST:PORT]
 //
 // Modes:
 //   id      writes "NAME\n" at once (server speaks first), then reads until EOF and closes
@@ -10,8 +11,18 @@
 //   sink    reads and discards (optionally N bytes every M ms); on EOF as digest
 //   http    minimal HTTP/1.1 keep-alive server: GET /health -> 200 "ok\n" (or the status
 //           code held in --health-file), any other GET -> 200 "NAME\n"
+//   hold    keeps each connection open --hold-ms (default 200), then closes it (bytes
+//           received are discarded); the backend closes first
 //
-// Prints exactly one line "listening HOST:PORT" (the real port) on stdout once listening.
+// Several --listen: one process on several ports, every connection counted together.
+// --stats HOST:PORT: each connection there gets one line
+//   "open N peak N accepted N\n"
+// (connections open now, the most open at once since the previous stats line, accepted in
+// all) and is closed. A connection counts as open from accept until just before its close.
+//
+// Prints exactly one line "listening HOST:PORT" (the real port) on stdout once listening;
+// with several --listen, every address in order, and with --stats "stats HOST:PORT" at the
+// end: "listening A B stats S".
 // One thread per connection, blocking sockets.
 
 #include <arpa/inet.h>
@@ -31,6 +42,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <mutex>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -145,11 +157,14 @@ private:
 
 // ---------------------------------------------------------------- options
 
-enum class Mode { id, echo, digest, sink, http };
+enum class Mode { id, echo, digest, sink, http, hold };
 
 struct Options {
     Mode mode = Mode::echo;
     std::string listen;
+    std::vector<std::string> more_listen;  // the second and later --listen
+    std::string stats;
+    int hold_ms = 200;
     std::string name;
     size_t read_chunk = 0;
     int read_delay_ms = 0;
@@ -160,8 +175,10 @@ Options g_opt;
 
 [[noreturn]] void usage(int code) {
     std::fprintf(code == 0 ? stdout : stderr,
-                 "usage: l4lb-testd --mode id|echo|digest|sink|http --listen HOST:PORT [--name NAME]\n"
-                 "                  [--read-chunk BYTES --read-delay-ms MS] [--health-file PATH]\n");
+                 "usage: l4lb-testd --mode id|echo|digest|sink|http|hold --listen HOST:PORT\n"
+                 "                  [--listen HOST:PORT ...] [--name NAME]\n"
+                 "                  [--read-chunk BYTES --read-delay-ms MS] [--health-file PATH]\n"
+                 "                  [--hold-ms MS] [--stats HOST:PORT]\n");
     std::exit(code);
 }
 
@@ -195,6 +212,38 @@ void drain_until_eof(int fd) {
     std::vector<char> buf(64 * 1024);
     while (read_some(fd, buf.data(), buf.size()) > 0) {
     }
+}
+
+// ---------------------------------------------------------------- concurrency count
+
+struct Counts {
+    std::mutex mu;
+    uint64_t open = 0;
+    uint64_t peak = 0;
+    uint64_t accepted = 0;
+};
+
+Counts g_counts;
+
+void count_open() {
+    std::lock_guard<std::mutex> lock(g_counts.mu);
+    ++g_counts.accepted;
+    if (++g_counts.open > g_counts.peak) g_counts.peak = g_counts.open;
+}
+
+void count_closed() {
+    std::lock_guard<std::mutex> lock(g_counts.mu);
+    --g_counts.open;
+}
+
+// "open N peak N accepted N\n"; the peak starts again from the connections open now.
+std::string stats_line() {
+    std::lock_guard<std::mutex> lock(g_counts.mu);
+    std::string out = "open " + std::to_string(g_counts.open) + " peak " +
+                      std::to_string(g_counts.peak) + " accepted " +
+                      std::to_string(g_counts.accepted) + "\n";
+    g_counts.peak = g_counts.open;
+    return out;
 }
 
 // ---------------------------------------------------------------- modes
@@ -351,6 +400,14 @@ void serve_http(int fd) {
     }
 }
 
+void serve_hold(int fd) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(g_opt.hold_ms));
+    // Unread bytes would turn the close into a reset: discard what came.
+    char buf[4096];
+    while (read_some(fd, buf, sizeof buf, MSG_DONTWAIT) > 0) {
+    }
+}
+
 void serve(int fd) {
     switch (g_opt.mode) {
         case Mode::id: serve_id(fd); break;
@@ -358,7 +415,9 @@ void serve(int fd) {
         case Mode::digest: serve_digest(fd, 0, 0); break;
         case Mode::sink: serve_digest(fd, g_opt.read_chunk, g_opt.read_delay_ms); break;
         case Mode::http: serve_http(fd); break;
+        case Mode::hold: serve_hold(fd); break;
     }
+    count_closed();  // before the close: the peer cannot see it closed while it still counts
     ::close(fd);
 }
 
@@ -435,6 +494,37 @@ int open_listener(const std::string& spec, std::string& real) {
     return fd;
 }
 
+// Accepts on LFD forever: one thread per connection (serve), or with STATS one stats line
+// per connection. Returns 1 on an accept error it cannot ride out.
+int accept_loop(int lfd, bool stats) {
+    for (;;) {
+        int fd = ::accept4(lfd, nullptr, nullptr, SOCK_CLOEXEC);
+        if (fd < 0) {
+            if (errno == EINTR || errno == ECONNABORTED) continue;
+            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+                std::this_thread::sleep_for(std::chrono::milliseconds(10));
+                continue;
+            }
+            std::fprintf(stderr, "l4lb-testd: accept: %s\n", std::strerror(errno));
+            return 1;
+        }
+        if (stats) {
+            write_all(fd, stats_line());
+            ::shutdown(fd, SHUT_WR);
+            ::close(fd);
+            continue;
+        }
+        count_open();
+        try {
+            std::thread(serve, fd).detach();
+        } catch (const std::exception& e) {
+            std::fprintf(stderr, "l4lb-testd: thread: %s\n", e.what());
+            count_closed();
+            ::close(fd);
+        }
+    }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -449,7 +539,13 @@ int main(int argc, char** argv) {
             return argv[++i];
         };
         if (a == "--mode") mode = value();
-        else if (a == "--listen") g_opt.listen = value();
+        else if (a == "--listen") {
+            std::string v = value();
+            if (g_opt.listen.empty()) g_opt.listen = v;
+            else g_opt.more_listen.push_back(v);
+        }
+        else if (a == "--hold-ms") g_opt.hold_ms = std::atoi(value().c_str());
+        else if (a == "--stats") g_opt.stats = value();
         else if (a == "--name") g_opt.name = value();
         else if (a == "--read-chunk") g_opt.read_chunk = std::strtoull(value().c_str(), nullptr, 10);
         else if (a == "--read-delay-ms") g_opt.read_delay_ms = std::atoi(value().c_str());
@@ -465,8 +561,9 @@ int main(int argc, char** argv) {
     else if (mode == "digest") g_opt.mode = Mode::digest;
     else if (mode == "sink") g_opt.mode = Mode::sink;
     else if (mode == "http") g_opt.mode = Mode::http;
+    else if (mode == "hold") g_opt.mode = Mode::hold;
     else {
-        std::fprintf(stderr, "l4lb-testd: --mode must be id, echo, digest, sink or http\n");
+        std::fprintf(stderr, "l4lb-testd: --mode must be id, echo, digest, sink, http or hold\n");
         usage(2);
     }
     if (g_opt.listen.empty()) {
@@ -480,25 +577,26 @@ int main(int argc, char** argv) {
     int lfd = open_listener(g_opt.listen, real);
     if (lfd < 0) return 1;
     if (g_opt.name.empty()) g_opt.name = real;
-    std::printf("listening %s\n", real.c_str());
+    std::string line = "listening " + real;
+    std::vector<int> more;
+    for (const auto& spec : g_opt.more_listen) {
+        std::string r;
+        int fd = open_listener(spec, r);
+        if (fd < 0) return 1;
+        more.push_back(fd);
+        line += " " + r;
+    }
+    int sfd = -1;
+    if (!g_opt.stats.empty()) {
+        std::string r;
+        sfd = open_listener(g_opt.stats, r);
+        if (sfd < 0) return 1;
+        line += " stats " + r;
+    }
+    std::printf("%s\n", line.c_str());
     std::fflush(stdout);
 
-    for (;;) {
-        int fd = ::accept4(lfd, nullptr, nullptr, SOCK_CLOEXEC);
-        if (fd < 0) {
-            if (errno == EINTR || errno == ECONNABORTED) continue;
-            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
-                std::this_thread::sleep_for(std::chrono::milliseconds(10));
-                continue;
-            }
-            std::fprintf(stderr, "l4lb-testd: accept: %s\n", std::strerror(errno));
-            return 1;
-        }
-        try {
-            std::thread(serve, fd).detach();
-        } catch (const std::exception& e) {
-            std::fprintf(stderr, "l4lb-testd: thread: %s\n", e.what());
-            ::close(fd);
-        }
-    }
+    for (int fd : more) std::thread([fd] { std::exit(accept_loop(fd, false)); }).detach();
+    if (sfd >= 0) std::thread([sfd] { std::exit(accept_loop(sfd, true)); }).detach();
+    return accept_loop(lfd, false);
 }

@@ -17,6 +17,23 @@ class Lease {
     backend_->live_.fetch_add(1, std::memory_order_relaxed);
     notify();
   }
+  // Takes one of B's connections if it is below max_connections: the check and the +1 are
+  // one atomic step, so no number of workers can overshoot the limit. Empty if B is full.
+  // The load observer is not told yet (the caller may hold the pool's lock): announce().
+  static Lease reserve(Backend& b) {
+    uint32_t max = b.config.max_connections;
+    uint32_t n = b.live_.load(std::memory_order_relaxed);
+    do {
+      if (max != 0 && n >= max) return {};
+    } while (!b.live_.compare_exchange_weak(n, n + 1, std::memory_order_relaxed));
+    Lease lease;
+    lease.backend_ = b.shared_from_this();
+    return lease;
+  }
+  // Tells the load observer of the +1 of reserve(), outside the pool's lock.
+  void announce() {
+    if (backend_) notify();
+  }
   Lease(Lease&& other) noexcept = default;
   Lease& operator=(Lease&& other) noexcept {
     if (this != &other) {

@@ -2,6 +2,7 @@
 // and its counters. Shared by its listener and its sessions, so that a service
 // removed by a reload lives on until its last session ends.
 #pragma once
+#include <atomic>
 #include <cstdint>
 #include <string_view>
 #include <vector>
@@ -16,10 +17,9 @@ namespace l4lb {
 struct alignas(64) ServiceSlot {
   Counter accepted;  // every accepted client, refused ones included
   Counter refused;   // closed without a backend
-  Counter opened;    // sessions started (active = opened - closed)
-  Counter closed;
   Counter bytes_in;  // client -> backend
   Counter bytes_out; // backend -> client
+  Counter errors;    // sessions ended by an internal error (an exception in a handler)
 };
 
 // The sum of every worker's ServiceSlot.
@@ -29,6 +29,7 @@ struct ServiceCounters {
   uint64_t active = 0;  // clients accepted and not yet closed
   uint64_t bytes_in = 0;
   uint64_t bytes_out = 0;
+  uint64_t errors = 0;
 };
 
 // A reload's plan for one service's backends: each backend of the new file matched by
@@ -59,13 +60,14 @@ struct Service {
   static std::shared_ptr<Service> create(ServiceConfig sc, BackendPlan plan, size_t workers);
 
   ServiceSlot& slot(size_t worker) { return slots_[worker]; }
-  uint64_t active() const {
-    uint64_t closed = slots_.sum(&ServiceSlot::closed);  // first: never more than opened after
-    return slots_.sum(&ServiceSlot::opened) - closed;
-  }
+  // Clients accepted and not yet closed: one shared count, changed only by the Seat each
+  // client holds (balance/admission.hpp), so it is exact whenever it is read.
+  uint64_t active() const { return active_.load(std::memory_order_relaxed); }
+  std::atomic<uint64_t>& active_count() { return active_; }
   ServiceCounters totals() const {
     return {slots_.sum(&ServiceSlot::accepted), slots_.sum(&ServiceSlot::refused), active(),
-            slots_.sum(&ServiceSlot::bytes_in), slots_.sum(&ServiceSlot::bytes_out)};
+            slots_.sum(&ServiceSlot::bytes_in), slots_.sum(&ServiceSlot::bytes_out),
+            slots_.sum(&ServiceSlot::errors)};
   }
 
   // One health check result for B (active, or a failed real connect): runs the
@@ -86,6 +88,7 @@ struct Service {
   // later reload is the same object again, so its live count (those connections) goes on.
   std::vector<std::weak_ptr<Backend>> retired_;
   PerWorker<ServiceSlot> slots_;
+  std::atomic<uint64_t> active_{0};
 };
 
 }  // namespace l4lb

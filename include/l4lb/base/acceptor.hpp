@@ -5,6 +5,7 @@
 #pragma once
 #include <ev.h>
 
+#include <cerrno>
 #include <utility>
 
 #include "l4lb/base/address.hpp"
@@ -45,6 +46,9 @@ class Acceptor {
     io_.stop();
     pause_.stop();
   }
+  // An exception while handing a client over (bad_alloc): that client is closed (its
+  // socket is RAII) and accepting pauses as for any other shortage of memory.
+  void on_callback_error() { shortage(ENOMEM); }
 
  private:
   template <auto Method, class T>
@@ -56,6 +60,7 @@ class Acceptor {
     (static_cast<T*>(owner)->*Method)(err);
   }
   void on_readable(int) { accept_batch(); }
+  void shortage(int err);
   void on_resume() { io_.set(EV_READ); }
 
   UniqueFd fd_;

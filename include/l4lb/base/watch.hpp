@@ -1,9 +1,29 @@
 // RAII wrappers over libev watchers: stopped in their destructor, never own an fd.
-// A watcher calls a member function of its owner: IoWatcher::bind<&T::method>(owner).
+// A watcher calls a member function of its owner: IoWatcher::bind<&T::method>(owner);
+// no exception thrown there reaches libev (see detail::dispatch).
 #pragma once
 #include <ev.h>
 
 namespace l4lb {
+
+namespace detail {
+// Calls OWNER->*METHOD(ARGS...) for libev: an exception never crosses into the loop. The
+// owner's on_callback_error() takes it where the owner has one (a session ends, an
+// accept loop pauses); else it is dropped here.
+template <auto Method, class T, class... A>
+void dispatch(T* owner, A... args) noexcept {
+  try {
+    (owner->*Method)(args...);
+  } catch (...) {
+    if constexpr (requires(T& t) { t.on_callback_error(); }) {
+      try {
+        owner->on_callback_error();
+      } catch (...) {
+      }
+    }
+  }
+}
+}  // namespace detail
 
 class IoWatcher {
  public:
@@ -35,7 +55,7 @@ class IoWatcher {
  private:
   template <auto Method, class T>
   static void thunk(struct ev_loop*, ev_io* w, int revents) {
-    (static_cast<T*>(w->data)->*Method)(revents);
+    detail::dispatch<Method>(static_cast<T*>(w->data), revents);
   }
   struct ev_loop* loop_ = nullptr;
   ev_io w_{};
@@ -70,7 +90,7 @@ class TimerWatcher {
  private:
   template <auto Method, class T>
   static void thunk(struct ev_loop*, ev_timer* w, int) {
-    (static_cast<T*>(w->data)->*Method)();
+    detail::dispatch<Method>(static_cast<T*>(w->data));
   }
   struct ev_loop* loop_ = nullptr;
   ev_timer w_{};
@@ -96,7 +116,7 @@ class SignalWatcher {
  private:
   template <auto Method, class T>
   static void thunk(struct ev_loop*, ev_signal* w, int) {
-    (static_cast<T*>(w->data)->*Method)(w->signum);
+    detail::dispatch<Method>(static_cast<T*>(w->data), w->signum);
   }
   struct ev_loop* loop_ = nullptr;
   ev_signal w_{};

@@ -1,9 +1,11 @@
-// Server: builds the running state (services, workers and their listeners, probers,
-// the admin port) from a Config, and owns the process-level events: SIGHUP reload
-// (parse, validate, swap), SIGTERM drain, systemd notifications. All of it runs on
-// the main thread; worker threads only move bytes. Shared state is changed only
-// while the worker threads are stopped (WorldStop), so the data path takes no lock
-// for it.
+// Server: the control thread. Builds the running state (services, workers and their
+// listeners, health checks, the admin port) from a Config, and owns the process-level
+// events: SIGHUP reload (plan, swap, publish), SIGTERM drain, systemd notifications.
+// All of it runs on the main thread's loop; the data workers each run a loop of their
+// own on a thread and only move bytes, so no control work (parsing, checks, the admin
+// port) ever delays a client byte. Workers post to the control thread through its
+// mailbox; shared state is changed only in a reload's swap, while the workers are
+// parked (WorldStop), so the data path takes no lock for it.
 #pragma once
 #include <ev.h>
 
@@ -15,6 +17,7 @@
 #include <vector>
 
 #include "l4lb/admin/admin.hpp"
+#include "l4lb/base/mailbox.hpp"
 #include "l4lb/config/config.hpp"
 #include "l4lb/dataplane/listener.hpp"
 #include "l4lb/log/log.hpp"
@@ -45,6 +48,7 @@ class Server {
     size_t services_added = 0, services_removed = 0;
     size_t backends_added = 0, backends_removed = 0;
     double table_moved = 0;  // consistent_hash: largest fraction of a table that moved
+    uint64_t swap_us = 0;    // how long the workers were stopped for the swap
   };
   // A reload's plan: made before the swap, without touching the running state.
   struct ServicePlan {
@@ -79,21 +83,22 @@ class Server {
   void close_all_sessions();
   size_t open_sessions() const { return open_sessions_.load(std::memory_order_relaxed); }
 
-  // One event loop: worker 0 runs on the main loop, the others on threads.
+  // One data worker: its own event loop on its own thread.
   struct WorkerThread {
-    struct ev_loop* loop = nullptr;  // owned (ev_loop_new) for index > 0
+    struct ev_loop* loop = nullptr;  // owned (ev_loop_new)
     std::unique_ptr<Worker> worker;
     std::thread thread;
   };
   // While alive, every worker thread waits (parked in its own loop's callback): the
-  // main thread may change any shared state. A no-op with one worker.
+  // control thread may change any shared state.
   class WorldStop;
 
   struct ev_loop* loop_;
   Log& log_;
   std::string config_path_;
   Config config_;
-  std::atomic<size_t> open_sessions_{0};  // client connections over every worker
+  Mailbox control_;                         // work posted by the workers to this thread
+  std::atomic<uint64_t> open_sessions_{0};  // client connections over every worker
   std::vector<WorkerThread> workers_;     // fixed at start (global.workers)
   bool threads_running_ = false;
   std::map<std::string, std::shared_ptr<Service>> services_;

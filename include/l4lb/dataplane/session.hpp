@@ -6,6 +6,7 @@
 #include <memory>
 #include <vector>
 
+#include "l4lb/balance/admission.hpp"
 #include "l4lb/base/address.hpp"
 #include "l4lb/base/intrusive_list.hpp"
 #include "l4lb/balance/lease.hpp"
@@ -19,7 +20,8 @@ struct Service;
 
 class Session : public ListLinks<Session> {  // in its Worker's list
  public:
-  Session(Worker& worker, std::shared_ptr<Service> service, UniqueFd client, const Address& peer);
+  Session(Worker& worker, std::shared_ptr<Service> service, UniqueFd client, const Address& peer,
+          Admission admission);
   Session(const Session&) = delete;
   Session& operator=(const Session&) = delete;
   ~Session();
@@ -28,6 +30,9 @@ class Session : public ListLinks<Session> {  // in its Worker's list
   bool done() const { return phase_ == Phase::Done; }
   // Ends the session now (shutdown); the caller reaps it.
   void abort();
+  // An exception in one of this session's handlers (bad_alloc, ...): this connection
+  // ends with a reset, counted and logged; the process and every other session go on.
+  void on_callback_error();
 
  private:
   enum class Phase { Connecting, Established, Done };
@@ -64,6 +69,8 @@ class Session : public ListLinks<Session> {  // in its Worker's list
   void finish(Ending ending, int error = 0);
   void reap_if_done();
 
+  // First: given back last, once both sockets below are closed.
+  Admission admission_;            // this client's places under the connection limits
   Worker& worker_;
   std::shared_ptr<Service> service_;
   Address peer_;

@@ -9,11 +9,12 @@
 #include <atomic>
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <span>
 #include <vector>
 
+#include "l4lb/balance/admission.hpp"
 #include "l4lb/base/fd.hpp"
+#include "l4lb/base/mailbox.hpp"
 #include "l4lb/base/intrusive_list.hpp"
 #include "l4lb/log/log.hpp"
 #include "l4lb/dataplane/pipe.hpp"
@@ -29,7 +30,8 @@ struct Address;
 class Worker {
  public:
   // INDEX: this worker's slot in every per-worker counter (0..workers-1).
-  Worker(struct ev_loop* loop, Log& log, size_t index = 0);
+  // CONTROL: the control thread's mailbox (null: control work runs inline, as in unit tests).
+  Worker(struct ev_loop* loop, Log& log, size_t index = 0, Mailbox* control = nullptr);
   size_t index() const { return index_; }
   Worker(const Worker&) = delete;
   Worker& operator=(const Worker&) = delete;
@@ -42,18 +44,17 @@ class Worker {
   std::span<char> scratch() { return {scratch_.get(), kScratchSize}; }
   static constexpr size_t kScratchSize = 16384;
 
-  // Takes a just-accepted client and starts its session (backend connect at once).
-  void start_session(std::shared_ptr<Service> service, UniqueFd client, const Address& peer);
+  // Takes a just-accepted client, admitted under the connection limits, and starts its
+  // session (backend connect at once).
+  void start_session(std::shared_ptr<Service> service, UniqueFd client, const Address& peer,
+                     Admission admission);
   // Destroys a finished session: called once, after the session's handler returned.
   void reap(Session* session);
   // Ends every open session at once (second SIGTERM, end of drain).
   void close_all();
   // global.max_connections over every worker: past it new clients are closed at accept.
-  size_t max_sessions = 65536;
-  std::atomic<size_t>* open_sessions = &own_open_;  // the count over every worker
-  bool at_capacity() const {
-    return max_sessions != 0 && open_sessions->load(std::memory_order_relaxed) >= max_sessions;
-  }
+  uint64_t max_sessions = 65536;
+  std::atomic<uint64_t>* open_sessions = &own_open_;  // the count over every worker
   // Called (on this worker's thread) whenever its last open session ends.
   std::function<void()> on_empty;
 
@@ -61,10 +62,9 @@ class Worker {
   std::vector<std::unique_ptr<Listener>> listeners;
 
   // Runs FN on this worker's thread soon; callable from any thread.
-  void post(std::function<void()> fn);
-  // Runs FN on the main thread: at once when this is the main worker, else posted.
-  void on_main(std::function<void()> fn);
-  Worker* main = this;  // the worker that runs on the main thread
+  void post(std::function<void()> fn) { inbox_.post(std::move(fn)); }
+  // Runs FN on the control thread (posted: this worker never waits for it).
+  void on_control(std::function<void()> fn);
 
   // EMFILE at accept: accepts and closes one client with the spare fd, so a full
   // accept queue does not stay readable. Returns true if a client was turned away.
@@ -86,11 +86,9 @@ class Worker {
   double last_resource_warning_ = -1e9;
   TimerWatcher trim_timer_;  // gives unused pooled pipes back, once a second
   void on_trim();
-  std::atomic<size_t> own_open_{0};  // open_sessions of a worker alone
-  std::mutex inbox_mu_;
-  std::vector<std::function<void()>> inbox_;  // posted work, run by on_wake
-  ev_async wake_{};
-  static void on_wake(struct ev_loop* loop, ev_async* w, int);
+  std::atomic<uint64_t> own_open_{0};  // open_sessions of a worker alone
+  Mailbox* control_;
+  Mailbox inbox_;  // work posted to this worker
 };
 
 }  // namespace l4lb

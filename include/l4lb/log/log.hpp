@@ -1,6 +1,7 @@
 // Logs: one logfmt line per event on stderr. Under systemd (JOURNAL_STREAM names
 // stderr) each line starts with its syslog priority "<N>" and leaves out ts=.
 #pragma once
+#include <atomic>
 #include <initializer_list>
 #include <span>
 #include <string>
@@ -20,8 +21,11 @@ class Log {
   // Detects journald from JOURNAL_STREAM. FD is where lines go (stderr).
   explicit Log(LogLevel level = LogLevel::Info, int fd = 2);
 
-  void set_level(LogLevel level) { level_ = level; }
-  bool enabled(LogLevel level) const { return static_cast<int>(level) <= static_cast<int>(level_); }
+  // The level is read by every worker and set by the control thread on reload.
+  void set_level(LogLevel level) { level_.store(level, std::memory_order_relaxed); }
+  bool enabled(LogLevel level) const {
+    return static_cast<int>(level) <= static_cast<int>(level_.load(std::memory_order_relaxed));
+  }
 
   void write(LogLevel level, std::string_view msg, std::span<const LogField> fields);
   void write(LogLevel level, std::string_view msg, std::initializer_list<LogField> fields = {}) {
@@ -49,7 +53,7 @@ class Log {
  private:
   void emit(std::string line);
 
-  LogLevel level_;
+  std::atomic<LogLevel> level_;
   int fd_;
   bool journal_;
 };

@@ -7,6 +7,7 @@
 
 #include "l4lb/admin/stats.hpp"
 #include "l4lb/base/clock.hpp"
+#include "l4lb/balance/admission.hpp"
 #include "l4lb/balance/service.hpp"
 
 namespace l4lb_test {
@@ -48,6 +49,7 @@ HealthRecord::Transition transition(double at, HealthState to, std::string reaso
 
 struct World {
   ServerState state;
+  std::vector<Seat> seats;  // the clients counted active
   std::shared_ptr<Backend> a = backend("127.0.0.1:8001");
   std::shared_ptr<Backend> b = backend("127.0.0.1:8002");
   std::shared_ptr<Backend> c = backend("[::1]:8003");
@@ -81,8 +83,7 @@ struct World {
     ServiceSlot& ws = web->slot(0);
     ws.accepted.add(120);
     ws.refused.add(2);
-    ws.opened.add(5);
-    ws.closed.add(2);  // 3 active
+    for (int i = 0; i < 3; ++i) seats.push_back(Seat::take(web->active_count(), 0));  // 3 active
     ws.bytes_in.add(1024);
     ws.bytes_out.add(4096);
     state.services.push_back(web);

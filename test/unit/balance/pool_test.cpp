@@ -201,6 +201,7 @@ TEST_CASE("the pipe pool lends, takes back empty pipes, and trims unused ones") 
   CHECK(pipes.idle() <= 4);
 }
 
+#include "l4lb/balance/admission.hpp"
 #include "l4lb/balance/service.hpp"
 
 TEST_CASE("per-worker counters are summed for readers") {
@@ -223,9 +224,31 @@ TEST_CASE("per-worker counters are summed for readers") {
 
   ServiceConfig sc;
   Service svc(sc, Pool({}, Algorithm::RoundRobin), 2);
-  svc.slot(0).opened.add(3);
-  svc.slot(1).opened.add(2);
-  svc.slot(1).closed.add(1);
+  std::vector<Seat> seats;
+  for (int i = 0; i < 5; ++i) seats.push_back(Seat::take(svc.active_count(), 0));
+  seats.pop_back();
   CHECK(svc.active() == 4);
   CHECK(svc.totals().active == 4);
+}
+
+TEST_CASE("a seat is taken only below its limit and given back once") {
+  std::atomic<uint64_t> count{0};
+  Seat a = Seat::take(count, 2), b = Seat::take(count, 2), c = Seat::take(count, 2);
+  CHECK(a);
+  CHECK(b);
+  CHECK(!c);
+  CHECK(count == 2);
+  Seat moved = std::move(a);
+  CHECK(count == 2);
+  moved = Seat();
+  CHECK(count == 1);
+  CHECK(Seat::take(count, 0));  // 0 = unlimited (and given back at once)
+  CHECK(count == 1);
+  std::atomic<uint64_t> global{0}, service{0};
+  Admission first = Admission::take(global, 0, service, 1);
+  Admission second = Admission::take(global, 0, service, 1);  // service full: global given back
+  CHECK(first);
+  CHECK(!second);
+  CHECK(global == 1);
+  CHECK(service == 1);
 }

@@ -5,6 +5,7 @@
 # exits 1.
 #   scripts/fuzz.sh [SECONDS] [TARGET...]      targets: config duration address
 #                                              status_line admin_request proxy_header
+#                                              client_hello
 #   FUZZ_FLAGS="-rss_limit_mb=512 -timeout=2" scripts/fuzz.sh 60 config   extra flags
 #   CLANGXX=clang++-14 (default: clang++-14 if present, else clang++)
 # Inputs found are kept in build/fuzz/corpus/NAME/ (the seeds in test/fuzz/corpus/ are
@@ -14,7 +15,7 @@ cd "$(dirname "$0")/.."
 
 seconds=${1:-30}
 shift $(( $# > 0 ? 1 : 0 ))
-all=(config duration address status_line admin_request proxy_header)
+all=(config duration address status_line admin_request proxy_header client_hello)
 targets=("$@"); [ ${#targets[@]} -gt 0 ] || targets=("${all[@]}")
 CLANGXX=${CLANGXX:-$(command -v clang++-14 || command -v clang++ || echo clang++)}
 out=build/fuzz
@@ -29,6 +30,7 @@ srcs() {  # the l4lb sources (and libraries) each target links
     status_line)   echo src/health/http_probe.cpp -lfmt ;;
     admin_request) echo src/admin/admin_http.cpp -lfmt ;;
     proxy_header)  echo src/dataplane/proxy_header.cpp src/base/address.cpp ;;
+    client_hello)  echo src/dataplane/client_hello.cpp ;;
     *) echo "unknown fuzz target: $1" >&2; return 1 ;;
   esac
 }

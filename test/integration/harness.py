@@ -8,13 +8,20 @@ temp dir is removed at the end.
 API in brief
   free_port(host)                          a port that was free a moment ago
   start_backend(mode, name=None, listen="127.0.0.1:0", read_chunk=, read_delay_ms=,
-                health_file=)              -> Backend(.addr .host .port .pid .name .stop())
+                health_file=, hold_ms=, stats=, also_listen=[...])
+                                           -> Backend(.addr .host .port .pid .name .stop()
+                                              .addrs .counts())
   start_l4lb(config, wait_ready=True)      -> L4lb(.pid .config_path .stderr_text() .signal()
                                               .wait(timeout) .rss_kib() .fd_count() ...)
   run_l4lb(args, timeout=10)               -> CompletedProcess (for -t, --version, bad starts)
   service(...), config(...)                build a config dict (or pass YAML text)
   connect(addr, timeout), send_all, recv_all, recv_line, recv_exactly, wait_closed
   eventually(fn, timeout), sha256(data), tmp_path(name), Skip, fail(msg)
+
+Env L4LB_WORKERS=N: every config written through config(), write_config() or start_l4lb()
+gets global.workers: N unless it sets workers itself (@single_worker tests: always 1).
+Env L4LB_FAIL_ON_TSAN=1 (read by run.py): a ThreadSanitizer report in the stderr of an l4lb
+the test started fails the test.
 """
 
 from __future__ import annotations
@@ -47,6 +54,11 @@ def _bin(env: str, default: str) -> str:
 
 L4LB_BIN = _bin("L4LB_BIN", "build/l4lb")
 L4LB_TESTD = _bin("L4LB_TESTD", "build/l4lb-testd")
+# L4LB_WORKERS=N runs every test with N workers (see workers()); unset: l4lb's default (1).
+_WORKERS_ENV = os.environ.get("L4LB_WORKERS", "").strip()
+if _WORKERS_ENV and not re.fullmatch(r"[1-9][0-9]*|auto", _WORKERS_ENV):
+    raise SystemExit(f"L4LB_WORKERS must be a positive integer or auto, got {_WORKERS_ENV!r}")
+_single_worker = False  # set by run.py for a test marked @single_worker
 # A sanitizer build (make test SANITIZE=1|thread builds in build/san, build/tsan): its
 # allocator keeps freed memory in quarantine, so RSS bounds say nothing there.
 SANITIZED = os.path.basename(os.path.dirname(os.path.abspath(L4LB_BIN))) in ("san", "tsan")
@@ -362,13 +374,28 @@ def is_port_free(port: int, host: str = "127.0.0.1") -> bool:
 # ---------------------------------------------------------------------------- backends
 
 class Backend:
-    def __init__(self, proc: subprocess.Popen, addr: str, name: str, mode: str):
+    def __init__(self, proc: subprocess.Popen, addr: str, name: str, mode: str,
+                 addrs: list[str] | None = None, stats_addr: str | None = None):
         self.proc = proc
         self.pid = proc.pid
         self.addr = addr
+        self.addrs = addrs or [addr]  # every port it listens on (also_listen=)
+        self.stats_addr = stats_addr
         self.host, self.port = split_addr(addr)
         self.name = name
         self.mode = mode
+
+    def counts(self) -> dict[str, int]:
+        """Needs stats="127.0.0.1:0": {"open", "peak", "accepted"} over every port; "peak"
+        is the most connections open at once since the previous counts()."""
+        if self.stats_addr is None:
+            fail(f"{self!r} was started without stats=")
+        s = connect(self.stats_addr, timeout=3.0)
+        try:
+            words = recv_line(s, timeout=3.0).decode().split()
+        finally:
+            s.close()
+        return {words[i]: int(words[i + 1]) for i in range(0, len(words) - 1, 2)}
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -386,11 +413,14 @@ class Backend:
 
 
 def start_backend(mode: str, name: str | None = None, listen: str = "127.0.0.1:0",
-                  **opts: Any) -> Backend:
-    """Starts l4lb-testd; opts: read_chunk, read_delay_ms, health_file."""
+                  also_listen: list[str] | None = None, **opts: Any) -> Backend:
+    """Starts l4lb-testd; opts: read_chunk, read_delay_ms, health_file, hold_ms, stats.
+    also_listen: more ports for the same process (connections counted together)."""
     if not os.path.exists(L4LB_TESTD):
         fail(f"test backend binary {L4LB_TESTD} not found (make build/l4lb-testd)")
     args = [L4LB_TESTD, "--mode", mode, "--listen", listen]
+    for extra in also_listen or []:
+        args += ["--listen", extra]
     if name is not None:
         args += ["--name", name]
     for k, v in opts.items():
@@ -406,8 +436,10 @@ def start_backend(mode: str, name: str | None = None, listen: str = "127.0.0.1:0
     line = _readline_timeout(proc.stdout, 5.0)
     if not line.startswith(b"listening "):
         fail(f"l4lb-testd {' '.join(args[1:])} did not start: {line!r}")
-    addr = line.split()[1].decode()
-    return Backend(proc, addr, name if name is not None else addr, mode)
+    words = line.decode().split()
+    addrs = words[1:words.index("stats")] if "stats" in words else words[1:]
+    stats_addr = words[words.index("stats") + 1] if "stats" in words else None
+    return Backend(proc, addrs[0], name if name is not None else addrs[0], mode, addrs, stats_addr)
 
 
 def _readline_timeout(f, timeout: float) -> bytes:
@@ -451,10 +483,77 @@ def service(listen: str | int, backends: list, name: str = "web", **opts: Any) -
     return svc
 
 
+def workers() -> int | str | None:
+    """The workers every config gets unless it says otherwise: L4LB_WORKERS (int or
+    "auto"), 1 in a @single_worker test, None when L4LB_WORKERS is unset."""
+    if not _WORKERS_ENV:
+        return None
+    if _single_worker:
+        return 1
+    return _WORKERS_ENV if _WORKERS_ENV == "auto" else int(_WORKERS_ENV)
+
+
 def config(*services: dict, **global_opts: Any) -> dict:
     g = {"drain_timeout": "5s", "log_level": "info"}
+    if workers() is not None:
+        g["workers"] = workers()
     g.update(global_opts)
     return {"global": g, "services": list(services)}
+
+
+def with_workers(cfg: str | dict) -> str | dict:
+    """CFG with global.workers set to workers() where it sets no workers itself (a dict is
+    copied; YAML text gets one line in its top-level `global:` block, or a `global:` block
+    appended at the end). Unchanged when L4LB_WORKERS is unset, or when the text has no
+    top-level block mapping to add to."""
+    n = workers()
+    if n is None:
+        return cfg
+    if isinstance(cfg, dict):
+        if "services" not in cfg and "global" not in cfg:
+            return cfg
+        g = cfg.get("global")
+        if g is None:
+            g = {}
+        if not isinstance(g, dict) or "workers" in g:
+            return cfg
+        return {**cfg, "global": {**g, "workers": n}}
+    lines = cfg.splitlines(keepends=True)
+    top = [i for i, l in enumerate(lines) if re.match(r"global\s*:", l)]
+    if not top:
+        if not any(re.match(r"services\s*:", l) for l in lines):
+            return cfg
+        out = cfg + ("" if cfg.endswith("\n") else "\n") + f"global:\n  workers: {n}\n"
+    else:
+        i = top[0]
+        if not re.fullmatch(r"global\s*:\s*(#.*)?\n?", lines[i]):
+            return cfg  # flow style or anchors: leave it alone
+        indent, j = None, i + 1
+        while j < len(lines) and (not lines[j].strip() or lines[j].lstrip().startswith("#")
+                                  or lines[j][0] in " \t"):
+            m = re.match(r"([ \t]+)(\S[^:]*?)\s*:", lines[j])
+            if m and not lines[j].lstrip().startswith("#"):
+                if indent is None:
+                    indent = m.group(1)
+                if m.group(1) == indent and m.group(2) == "workers":
+                    return cfg
+            j += 1
+        lines.insert(i + 1, f"{indent or '  '}workers: {n}\n")
+        out = "".join(lines)
+    try:
+        import yaml  # optional: only to make sure the edit did not break the document
+    except ImportError:
+        return out
+    try:
+        before = yaml.safe_load(cfg)
+    except yaml.YAMLError:
+        return cfg  # invalid anyway: its errors (and their lines) are what the test is after
+    try:
+        after = yaml.safe_load(out)
+        ok = isinstance(after, dict) and after.get("global", {}).get("workers") == n
+    except (yaml.YAMLError, AttributeError):
+        ok = False
+    return out if ok and isinstance(before, dict) else cfg
 
 
 def _yaml_scalar(v: Any) -> str:
@@ -503,6 +602,7 @@ def to_yaml(v: Any, indent: int = 0) -> str:
 def write_config(cfg: str | dict, name: str | None = None) -> str:
     c = ctx()
     path = os.path.join(c.dir, name or f"l4lb-{c.next_id()}.yaml")
+    cfg = with_workers(cfg)
     text = cfg if isinstance(cfg, str) else to_yaml(cfg)
     with open(path, "w") as f:
         f.write(text)
@@ -681,6 +781,13 @@ def timeout(seconds: float):
         fn.timeout = seconds
         return fn
     return deco
+
+
+def single_worker(fn):
+    """Runs the test with workers 1 whatever L4LB_WORKERS says (only for a test that by
+    nature cannot hold with several workers; say why next to it)."""
+    fn.single_worker = True
+    return fn
 
 
 def start_service(backends: list, listen_host: str = "127.0.0.1",

@@ -9,6 +9,9 @@ timeout (60 s, or @harness.timeout(N)); on timeout the child and every process i
 are killed by PID. Prints "PASS name (1.2s)", "SKIP name: why" or "FAIL name: reason"
 (+ the tail of l4lb's stderr), and ends with "integration: N passed, N failed".
 Binaries: env L4LB_BIN (default build/l4lb), L4LB_TESTD (default build/l4lb-testd).
+A FILTER that matches no test is reported ("FAIL FILTER: matches no test") and counted
+as a failure. Env L4LB_WORKERS=N: every l4lb runs with N workers (see harness.py);
+L4LB_FAIL_ON_TSAN=1: a ThreadSanitizer report in l4lb's stderr fails the test.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ sys.path.insert(0, HERE)
 import harness  # noqa: E402
 
 DEFAULT_TIMEOUT = 60.0
+FAIL_ON_TSAN = os.environ.get("L4LB_FAIL_ON_TSAN", "") not in ("", "0")
 
 
 def discover() -> list[tuple[str, str, float]]:
@@ -58,7 +62,9 @@ def child(modname: str, fname: str, directory: str, limit: float) -> int:
     result: dict = {"status": "fail", "reason": "did not finish"}
     try:
         mod = importlib.import_module(modname)
-        note = getattr(mod, fname)()
+        fn = getattr(mod, fname)
+        harness._single_worker = bool(getattr(fn, "single_worker", False))
+        note = fn()
         result = {"status": "pass"}
         if isinstance(note, str) and note:
             result["note"] = note
@@ -85,10 +91,35 @@ def child(modname: str, fname: str, directory: str, limit: float) -> int:
             c.cleanup()
         except Exception:  # noqa: BLE001
             pass
+    if FAIL_ON_TSAN:
+        reports = tsan_reports(c)
+        if reports:
+            result = {"status": "fail", "reason": f"ThreadSanitizer: {len(reports)} report(s) in "
+                      f"l4lb's stderr (was: {result['status']})", "tsan": reports}
     with open(os.path.join(directory, "result.json"), "w") as f:
         json.dump(result, f)
     faulthandler.cancel_dump_traceback_later()
     return 0
+
+
+def tsan_reports(c: harness.Context) -> list[str]:
+    """Every ThreadSanitizer report (WARNING ... SUMMARY lines) in the stderr of the l4lb
+    processes the test started."""
+    out = []
+    for l in c.l4lbs:
+        l._reader.join(2)  # killed by cleanup: the rest of its stderr is on its way
+        block: list[str] | None = None
+        for line in l.stderr_text().splitlines():
+            if "WARNING: ThreadSanitizer" in line:
+                block = []
+            if block is not None:
+                block.append(line)
+                if line.startswith("SUMMARY: ThreadSanitizer"):
+                    out.append("\n".join(block))
+                    block = None
+        if block:
+            out.append("\n".join(block))
+    return out
 
 
 # ---------------------------------------------------------------------------- parent
@@ -156,6 +187,8 @@ def run_one(modname: str, fname: str, limit: float) -> str:
             print(f"SKIP {fname}: {result.get('reason', '')}", flush=True)
         else:
             print(f"FAIL {fname}: {result.get('reason', '')} ({elapsed:.1f}s)")
+            for report in result.get("tsan", []):
+                print("    " + report.rstrip().replace("\n", "\n    "))
             if result.get("traceback"):
                 print("    " + result["traceback"].rstrip().replace("\n", "\n    "))
             try:
@@ -181,9 +214,16 @@ def main(argv: list[str]) -> int:
         return child(argv[1], argv[2], argv[3], float(argv[4]))
     filters = [a for a in argv if a]
     tests = discover()
-    if filters:
-        tests = [t for t in tests if any(f in t[1] for f in filters)]
     passed = failed = skipped = 0
+    if filters:
+        for f in filters:
+            if not any(f in t[1] for t in tests):
+                print(f"FAIL {f}: matches no test (a renamed or misspelt name?)", flush=True)
+                failed += 1
+        tests = [t for t in tests if any(f in t[1] for f in filters)]
+    if harness.workers() is not None:
+        print(f"integration: every l4lb with workers {harness.workers()} (L4LB_WORKERS), "
+              "except @single_worker tests", flush=True)
     for modname, fname, limit in tests:
         status = run_one(modname, fname, limit)
         if status == "pass":

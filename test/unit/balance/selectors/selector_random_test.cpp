@@ -1,4 +1,6 @@
 // random: in proportion to weight over the available backends (chi-square over 10,000 picks).
+// Every pool here draws from a fixed seed, so a statistical bound either always holds or
+// always fails for the code under test: none of these can fail by chance.
 #include <doctest/doctest.h>
 
 #include <algorithm>
@@ -9,6 +11,11 @@ using namespace l4lb;
 using namespace l4lb::testing;
 
 namespace {
+// A random pool whose regular tier draws from SEED (splitmix64), not from std::random_device.
+Pool seeded_pool(std::vector<std::shared_ptr<Backend>> bs, uint64_t seed) {
+  return Pool(std::move(bs), std::make_unique<Random>(seed));
+}
+
 // Chi-square of COUNTS against a spread of their sum in proportion to WEIGHTS (uniform
 // when WEIGHTS is empty).
 double chi_square(const std::vector<int>& counts, std::vector<double> weights = {}) {
@@ -27,7 +34,7 @@ double chi_square(const std::vector<int>& counts, std::vector<double> weights = 
 TEST_CASE("random: uniform over 10 equal backends (chi-square, 10,000 picks)") {
   std::vector<std::shared_ptr<Backend>> bs;
   for (int i = 0; i < 10; ++i) bs.push_back(backend(100 + i));
-  Pool pool(bs, Algorithm::Random);
+  Pool pool = seeded_pool(bs, 0x5eed0001);
   std::vector<int> counts(10, 0);
   for (int i = 0; i < 10000; ++i) {
     Backend* b = pick(pool);
@@ -44,7 +51,7 @@ TEST_CASE("random: in proportion to weight, as nginx's random (weights 1..10, an
     bs.push_back(backend(150 + i, 1 + i));
     weights.push_back(1 + i);
   }
-  Pool pool(bs, Algorithm::Random);
+  Pool pool = seeded_pool(bs, 0x5eed0002);
   std::vector<int> counts(10, 0);
   for (int i = 0; i < 20000; ++i) {
     Backend* b = pick(pool);
@@ -66,7 +73,7 @@ TEST_CASE("random: in proportion to weight, as nginx's random (weights 1..10, an
   // The linear fallback keeps the proportions: 5:1:1 among three left of many.
   std::vector<std::shared_ptr<Backend>> many;
   for (int i = 0; i < 200; ++i) many.push_back(backend(400 + i, i == 0 ? 5 : 1));
-  Pool sparse(many, Algorithm::Random);
+  Pool sparse = seeded_pool(many, 0x5eed0003);
   for (size_t k = 3; k < many.size(); ++k) many[k]->config.drain = true;  // draws mostly miss
   std::vector<int> three(3, 0);
   for (int i = 0; i < 14000; ++i) {
@@ -80,7 +87,7 @@ TEST_CASE("random: in proportion to weight, as nginx's random (weights 1..10, an
 TEST_CASE("random: uniform over the backends that remain when some are unavailable") {
   std::vector<std::shared_ptr<Backend>> bs;
   for (int i = 0; i < 8; ++i) bs.push_back(backend(200 + i));
-  Pool pool(bs, Algorithm::Random);
+  Pool pool = seeded_pool(bs, 0x5eed0004);
   bs[1]->health = HealthState::Down;  // no refresh: redrawn at pick time
   bs[2]->config.drain = true;
   bs[3]->config.max_connections = 1;
@@ -101,10 +108,24 @@ TEST_CASE("random: uniform over the backends that remain when some are unavailab
 TEST_CASE("random: the linear fallback is uniform too (most members unavailable)") {
   std::vector<std::shared_ptr<Backend>> bs;
   for (int i = 0; i < 200; ++i) bs.push_back(backend(300 + i));
-  Pool pool(bs, Algorithm::Random);
+  Pool pool = seeded_pool(bs, 0x5eed0005);
   for (size_t k = 2; k < bs.size(); ++k) bs[k]->config.drain = true;  // 8 draws mostly miss
   int first = 0;
   for (int i = 0; i < 10000; ++i) first += pick(pool) == bs[0].get();
   CHECK(first > 4700);
   CHECK(first < 5300);
+}
+
+TEST_CASE("random: the same seed gives the same picks (what keeps the tests above exact)") {
+  std::vector<std::shared_ptr<Backend>> bs;
+  for (int i = 0; i < 10; ++i) bs.push_back(backend(500 + i, 1 + i % 3));
+  Pool a = seeded_pool(bs, 42), b = seeded_pool(bs, 42), c = seeded_pool(bs, 43);
+  std::vector<Backend*> pa, pb, pc;
+  for (int i = 0; i < 200; ++i) {
+    pa.push_back(pick(a));
+    pb.push_back(pick(b));
+    pc.push_back(pick(c));
+  }
+  CHECK(pa == pb);
+  CHECK(pa != pc);
 }

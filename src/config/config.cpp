@@ -13,15 +13,19 @@
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
+#include <array>
 #include <cctype>
+#include <cstdint>
 #include <functional>
 #include <map>
 #include <sstream>
 #include <system_error>
 #include <thread>
+#include <tuple>
 #include <utility>
 
 #include "l4lb/base/text.hpp"
+#include "l4lb/dataplane/sni_table.hpp"
 
 namespace l4lb {
 namespace {
@@ -109,7 +113,10 @@ bool parse_int(const std::string& s, long long& v) {
   return true;
 }
 
-// Collects finished error lines, keeping at most kMaxErrors.
+// Collects finished error lines and gives them in file order (by position; lines without
+// one first; at one position, in the order found), keeping the first kMaxErrors. The walk
+// finds most errors in file order already; the checks between services that share a listen
+// address run once a service is read, and their errors move back to their keys.
 class Errors {
  public:
   explicit Errors(std::string file) : file_(std::move(file)) {}
@@ -120,31 +127,54 @@ class Errors {
       line += std::to_string(mark.line + 1) + ":" + std::to_string(mark.column + 1) + ":";
     line += " ";
     if (!path.empty()) line += std::string(path) + ": ";
-    push(line + std::string(message));
+    if (mark.is_null())
+      push(-1, -1, line + std::string(message));
+    else
+      push(mark.line, mark.column, line + std::string(message));
   }
-  void add(std::string_view message) { push(file_ + ": " + std::string(message)); }
+  void add(std::string_view message) { push(-1, -1, file_ + ": " + std::string(message)); }
   bool empty() const { return total_ == 0; }
+  size_t count() const { return total_; }
 
   std::vector<std::string> finish() && {
+    std::sort(entries_.begin(), entries_.end());
+    std::vector<std::string> lines;
+    for (Entry& e : entries_) lines.push_back(std::move(e.text));
     if (total_ > kMaxErrors) {
-      lines_.resize(kMaxErrors - 1);
-      lines_.push_back(file_ + ": " + std::to_string(total_ - lines_.size()) +
-                       " more errors not shown");
+      lines.resize(kMaxErrors - 1);
+      lines.push_back(file_ + ": " + std::to_string(total_ - lines.size()) +
+                      " more errors not shown");
     }
-    return std::move(lines_);
+    return lines;
   }
 
  private:
-  void push(const std::string& line) {
-    if (++total_ > kMaxErrors) return;
+  struct Entry {
+    int line, column;
+    size_t seq = 0;
+    std::string text;
+    bool operator<(const Entry& o) const {
+      return std::tie(line, column, seq) < std::tie(o.line, o.column, o.seq);
+    }
+  };
+
+  // Keeps the kMaxErrors first in file order among all found (the list stays that short).
+  void push(int line_number, int column, const std::string& line) {
+    Entry entry{line_number, column, total_++, ""};
+    if (entries_.size() == kMaxErrors) {
+      auto last = std::max_element(entries_.begin(), entries_.end());
+      if (!(entry < *last)) return;
+      entries_.erase(last);
+    }
     std::string clean = one_line(line);
     if (clean.size() > kMaxLineBytes)
       clean = std::string(utf8_prefix(clean, kMaxLineBytes - 3)) + "...";
-    lines_.push_back(std::move(clean));
+    entry.text = std::move(clean);
+    entries_.push_back(std::move(entry));
   }
 
   std::string file_;
-  std::vector<std::string> lines_;
+  std::vector<Entry> entries_;
   size_t total_ = 0;
 };
 
@@ -227,7 +257,7 @@ class LimitCheck : public YAML::EventHandler {
 };
 
 // Pass 2: the walk. Reader holds the path of the node being read and the state of
-// the cross-checks (unique names, non-overlapping listens, resolved names).
+// the cross-checks (unique names, listen addresses and who shares them, resolved names).
 class Reader;
 template <class T>
 struct Key {
@@ -245,10 +275,15 @@ class Reader {
   // also keeps an empty value ("key:" then a newline, whose mark is the next token's) on
   // its own line. Sequence items, keys and mappings point at themselves.
   void error(const YAML::Node& node, std::string_view message) {
+    errors_.add(where(node), path_, message);
+  }
+  // Where an error about NODE points (see error()).
+  YAML::Mark where(const YAML::Node& node) const {
     const YAML::Mark mark = node.Mark();
     bool is_value = !key_mark_.is_null() && mark.pos == value_pos_;
-    errors_.add(is_value ? key_mark_ : mark, path_, message);
+    return is_value ? key_mark_ : mark;
   }
+  size_t error_count() const { return errors_.count(); }
   // Reports MESSAGE at the key KEY of mapping NODE (or at NODE if it has no such key).
   void error_at_key(const YAML::Node& node, std::string_view key, std::string_view message) {
     YAML::Mark mark = node.Mark();
@@ -407,23 +442,54 @@ class Reader {
     return true;
   }
 
-  // A listen address: must not overlap any listen read before (same family and
-  // port, and the same IP or either one a wildcard).
-  void listen(const YAML::Node& node, std::string& text_out, Address& out) {
-    if (!address(node, text_out, out)) return;
-    auto& bucket = listens_[{out.family(), out.port()}];  // host_string -> first use
-    auto clash = bucket.find(out.host_string());
+  // A listen address (a service's, or the admin port's outside a service). It must not
+  // overlap one read before (same family and port, and either one a wildcard) unless it is
+  // the same address; the same address again is an error for the admin port and within one
+  // service, and between services follows the sharing rules (checked in end_service()).
+  // True when the address is taken.
+  bool listen(const YAML::Node& node, std::string& text_out, Address& out) {
+    if (!address(node, text_out, out)) return false;
+    const First here{path_, text_out, node.Mark().line + 1};
+    const std::string host = out.host_string();
+    auto& bucket = listens_[{out.family(), out.port()}];
+    auto clash = bucket.find(host);
     if (clash == bucket.end()) clash = bucket.find(out.family() == AF_INET ? "0.0.0.0" : "::");
     if (clash == bucket.end() && out.is_wildcard() && !bucket.empty()) clash = bucket.begin();
     if (clash == bucket.end()) {
-      bucket.emplace(out.host_string(), First{path_, text_out, node.Mark().line + 1});
-    } else if (clash->first == out.host_string()) {
-      error(node, "duplicate listen address " + quote(text_out) + ", already used by " +
-                      clash->second.where());
-    } else {
-      error(node, "listen address " + quote(text_out) + " overlaps " + clash->second.where());
+      Bound& bound = bucket[host];
+      bound.address = out;
+      bound.first = here;
+      bound.admin = service_ == kNoService;
+      if (!bound.admin) take(bound, here, node);
+      return true;
     }
+    Bound& bound = clash->second;
+    if (clash->first != host) {
+      error(node, "listen address " + quote(text_out) + " overlaps " + bound.first.where());
+      return false;
+    }
+    // The same address: never twice in one service nor beside the admin port.
+    const First* before = nullptr;
+    if (bound.admin || service_ == kNoService) before = &bound.first;
+    if (auto mine = bound.items.find(service_); mine != bound.items.end()) before = &mine->second;
+    if (before) {
+      error(node, "duplicate listen address " + quote(text_out) + ", already used by " +
+                      before->where());
+      return false;
+    }
+    take(bound, here, node);
+    return true;
   }
+
+  // Around the keys of services[INDEX]: the checks between services that share an address
+  // need the whole service (its listen, sni and accept_proxy, in any order in the file).
+  void begin_service(size_t index) {
+    service_ = index;
+    proxy_bad_ = false;
+    taken_.clear();
+  }
+  void proxy_failed() { proxy_bad_ = true; }
+  void end_service(const YAML::Node& item, const ServiceConfig& s);
 
   // A service name, unique in the file.
   void service_name(const YAML::Node& node, std::string& out) {
@@ -447,11 +513,49 @@ class Reader {
   };
   struct First {
     std::string path, text;
-    int line;
+    int line = 0;
     std::string where() const {
       return path + " " + quote(text) + " at line " + std::to_string(line);
     }
   };
+  static constexpr size_t kNoService = SIZE_MAX;  // the admin port
+  // One listen address, with every service on it.
+  struct Bound {
+    Address address;
+    First first;                     // the first listen item on it
+    bool admin = false;              // the admin port's (no service shares it)
+    std::map<size_t, First> items;   // service -> its listen item on this address
+    std::vector<size_t> services;    // services checked onto it by end_service()
+    std::optional<size_t> fallback;  // the service without sni
+    SniTable names;                  // sni pattern -> service, once a second service comes
+    bool names_built = false;
+  };
+  // A listen item of the service being read, checked against the others on its address
+  // once the service is read.
+  struct Taken {
+    Bound* bound;
+    First item;
+    YAML::Mark mark;
+  };
+  struct Seen {  // what end_service() needs of a service read before
+    std::string name;
+    std::vector<std::string> sni;       // its valid sni patterns
+    std::optional<CidrSet> proxy_from;  // accept_proxy.from
+    bool proxy_bad;                     // accept_proxy had errors: not compared
+  };
+  void take(Bound& bound, const First& item, const YAML::Node& node) {
+    bound.items.emplace(service_, item);
+    taken_.push_back({&bound, item, where(node)});
+  }
+  // The first KEY of mapping MAP and its value (the one read), or nothing.
+  static std::optional<std::pair<YAML::Node, YAML::Node>> find_key(const YAML::Node& map,
+                                                                   std::string_view key) {
+    if (map.IsMap())
+      for (const auto& pair : map)
+        if (pair.first.IsScalar() && pair.first.Scalar() == key)
+          return std::pair<YAML::Node, YAML::Node>(pair.first, pair.second);
+    return std::nullopt;
+  }
   template <class T, size_t N>
   static std::string hint(const std::string& unknown, const Key<T> (&keys)[N]) {
     if (unknown.size() > 64) return "";
@@ -487,9 +591,87 @@ class Reader {
   int value_pos_ = -1;
   std::map<std::string, Resolved> resolved_;  // address text -> result
   size_t names_resolved_ = 0;
-  std::map<std::pair<int, int>, std::map<std::string, First>> listens_;
+  std::map<std::pair<int, int>, std::map<std::string, Bound>> listens_;  // by host_string
   std::map<std::string, First> names_;
+  size_t service_ = kNoService;  // the service being read
+  bool proxy_bad_ = false;
+  std::vector<Taken> taken_;  // its listen items
+  std::vector<Seen> seen_;    // services read, by index
 };
+
+// The sharing rules of INTERFACE.md for the service just read (services[SERVICE]) against
+// those read before it on each of its addresses: at most one without sni, no sni name
+// twice, and the same accept_proxy (same "from" set) or none on all. Each error points at
+// this service's conflicting key: its listen item, its sni item, or its accept_proxy.
+void Reader::end_service(const YAML::Node& item, const ServiceConfig& s) {
+  const std::string base = path_;
+  const auto sni_pair = find_key(item, "sni");
+  const YAML::Node sni = sni_pair ? sni_pair->second : YAML::Node();
+  const bool has_sni = sni.IsSequence() && sni.size() > 0;
+  seen_.push_back({s.name, s.sni, std::nullopt, proxy_bad_});
+  if (s.accept_proxy) seen_.back().proxy_from = s.accept_proxy->from;
+  const Seen& me = seen_.back();
+  const std::string rule =
+      "; services on one address must all have accept_proxy with the same \"from\", or none";
+  auto at_proxy = [&](const std::string& message) {
+    const auto key = find_key(item, "accept_proxy");
+    errors_.add(key ? key->first.Mark() : item.Mark(), base + ".accept_proxy", message);
+  };
+  bool proxy_reported = false;
+  std::vector<bool> sni_reported(has_sni ? sni.size() : 0);
+  for (const Taken& t : taken_) {
+    Bound& b = *t.bound;
+    const std::string on = " on " + b.address.to_string();
+    if (!has_sni) {
+      if (b.fallback)
+        errors_.add(t.mark, t.item.path,
+                    "duplicate listen address " + quote(t.item.text) + ", already used by " +
+                        b.items.at(*b.fallback).where());
+      else
+        b.fallback = service_;
+    }
+    // The names of an address are gathered once a second service comes (an address of one
+    // service, however many names it has, costs nothing here).
+    if (!b.services.empty() && !b.names_built) {
+      for (size_t other : b.services)
+        for (const std::string& pattern : seen_[other].sni)
+          b.names.add(pattern, static_cast<uint32_t>(other));
+      b.names_built = true;
+    }
+    if (has_sni && b.names_built) {
+      for (size_t j = 0; j < sni.size(); ++j) {
+        uint32_t other = 0;
+        if (!sni[j].IsScalar() || sni_reported[j] ||
+            b.names.add(sni[j].Scalar(), static_cast<uint32_t>(service_), &other) !=
+                SniTable::Add::Duplicate ||
+            other == service_)
+          continue;
+        sni_reported[j] = true;
+        errors_.add(sni[j].Mark(), base + ".sni[" + std::to_string(j) + "]",
+                    quote(sni[j].Scalar()) + " is also a name of service " +
+                        quote(seen_[other].name) + on);
+      }
+    }
+    if (!b.services.empty() && !proxy_reported) {
+      const Seen& first = seen_[b.services.front()];
+      const std::string other = "service " + quote(first.name) + on;
+      const bool compare = !me.proxy_bad && !first.proxy_bad;
+      if (compare && me.proxy_from != first.proxy_from) {
+        proxy_reported = true;
+        if (!first.proxy_from)
+          at_proxy(other + " has no accept_proxy" + rule);
+        else if (!me.proxy_from)
+          errors_.add(t.mark, t.item.path,
+                      other + " has accept_proxy and this one has none" + rule);
+        else
+          at_proxy("\"from\" differs from that of " + other + rule);
+      }
+    }
+    b.services.push_back(service_);
+  }
+  taken_.clear();
+  service_ = kNoService;
+}
 
 // Key tables, one per mapping, built from these field readers.
 template <class T>
@@ -601,13 +783,90 @@ void read_proxy_protocol(Reader& r, const YAML::Node& n, ServiceConfig& s) {
   r.choice(n, s.proxy_protocol, kProxyProtocols);
 }
 
+// An address, or a non-empty list of them; listen/listen_text are the first.
+void read_listen(Reader& r, const YAML::Node& n, ServiceConfig& s) {
+  auto one = [&](const YAML::Node& item) {
+    std::string text;
+    Address address;
+    if (!r.listen(item, text, address)) return;
+    s.listen_texts.push_back(std::move(text));
+    s.listens.push_back(address);
+  };
+  if (n.IsScalar()) {
+    one(n);
+  } else if (n.IsSequence()) {
+    if (n.size() == 0) return r.error(n, "must list at least one address");
+    r.sequence(n, one);
+  } else {
+    return r.expected(n, "an address HOST:PORT or a list of them");
+  }
+  if (!s.listens.empty()) {
+    s.listen_text = s.listen_texts.front();
+    s.listen = s.listens.front();
+  }
+}
+
+// TLS server names: "name" or "*.suffix", none twice (sni_patterns_overlap) in one service.
+void read_sni(Reader& r, const YAML::Node& n, ServiceConfig& s) {
+  if (n.IsNull()) return;
+  SniTable seen;
+  std::vector<std::string> texts;  // by index in the list
+  r.sequence(n, [&](const YAML::Node& item) {
+    const uint32_t index = static_cast<uint32_t>(texts.size());
+    texts.emplace_back(item.IsScalar() ? item.Scalar() : "");
+    if (!item.IsScalar() || !valid_sni_pattern(item.Scalar()))
+      return r.expected(item, "a server name such as \"example.com\" or a wildcard such as "
+                              "\"*.example.com\"");
+    uint32_t first = 0;
+    if (seen.add(item.Scalar(), index, &first) == SniTable::Add::Duplicate)
+      return r.error(item, "duplicate name " + quote(item.Scalar()) + " (same as sni[" +
+                               std::to_string(first) + "] " + quote(texts[first]) + ")");
+    s.sni.push_back(item.Scalar());
+  });
+}
+
+// accept_proxy.from: CIDRs, none twice (as normalized: "::ffff:10.0.0.0/104" is "10.0.0.0/8").
+void read_proxy_from(Reader& r, const YAML::Node& n, AcceptProxyConfig& p) {
+  if (n.IsNull() || (n.IsSequence() && n.size() == 0))
+    return r.error(n, "must list at least one CIDR");
+  std::map<std::tuple<int, int, std::array<uint8_t, 16>>, size_t> seen;  // -> index
+  std::vector<std::string> texts;  // by index in the list
+  r.sequence(n, [&](const YAML::Node& item) {
+    const size_t i = texts.size();
+    texts.emplace_back(item.IsScalar() ? item.Scalar() : "");
+    if (!item.IsScalar()) return r.expected(item, "a CIDR such as \"10.0.0.0/8\"");
+    Cidr cidr;
+    std::string error;
+    if (!parse_cidr(item.Scalar(), cidr, error)) return r.error(item, error);
+    const Cidr key = normalized(cidr);
+    auto [it, fresh] = seen.emplace(std::tuple(key.family, key.prefix, key.bytes), i);
+    if (!fresh)
+      return r.error(item, "duplicate CIDR " + quote(item.Scalar()) + " (same network as from[" +
+                               std::to_string(it->second) + "] " +
+                               quote(texts[it->second]) + ")");
+    p.from_text.push_back(item.Scalar());
+    p.from.add(cidr);
+  });
+}
+
+const Key<AcceptProxyConfig> kAcceptProxyKeys[] = {
+    {"from", true, read_proxy_from},
+};
+
+void read_accept_proxy(Reader& r, const YAML::Node& n, ServiceConfig& s) {
+  if (n.IsNull()) return;  // as omitted
+  const size_t before = r.error_count();
+  s.accept_proxy.emplace();
+  r.map(n, kAcceptProxyKeys, *s.accept_proxy);
+  if (r.error_count() != before) r.proxy_failed();
+}
+
 const Key<ServiceConfig> kServiceKeys[] = {
     {"name", true,
      [](Reader& r, const YAML::Node& n, ServiceConfig& s) { r.service_name(n, s.name); }},
-    {"listen", true,
-     [](Reader& r, const YAML::Node& n, ServiceConfig& s) {
-       r.listen(n, s.listen_text, s.listen);
-     }},
+    {"listen", true, read_listen},
+    {"sni", false, read_sni},
+    {"accept_proxy", false, read_accept_proxy},
     {"algorithm", false, choice(&ServiceConfig::algorithm, kAlgorithms)},
     {"connect_timeout", false, duration(&ServiceConfig::connect_timeout, false)},
     {"idle_timeout", false, duration(&ServiceConfig::idle_timeout, true)},
@@ -639,6 +898,7 @@ const Key<GlobalConfig> kGlobalKeys[] = {
     {"max_connections", false, integer(&GlobalConfig::max_connections, 0, 10'000'000)},
     {"drain_timeout", false, duration(&GlobalConfig::drain_timeout, true)},
     {"log_level", false, choice(&GlobalConfig::log_level, kLogLevels)},
+    {"inspect_timeout", false, duration(&GlobalConfig::inspect_timeout, false)},
     {"admin", false,
      [](Reader& r, const YAML::Node& n, GlobalConfig& g) {
        if (n.IsNull()) return;
@@ -654,7 +914,9 @@ const Key<Config> kTopKeys[] = {
        if (n.IsNull()) return;
        r.sequence(n, [&](const YAML::Node& item) {
          ServiceConfig s;
+         r.begin_service(c.services.size());
          r.map(item, kServiceKeys, s);
+         r.end_service(item, s);
          c.services.push_back(std::move(s));
        });
      }},

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "l4lb/base/address.hpp"
+#include "l4lb/base/cidr.hpp"
 #include "l4lb/base/duration.hpp"
 
 namespace l4lb {
@@ -51,10 +52,20 @@ struct BackendConfig {
   bool drain = false;
 };
 
+// accept_proxy: clients are front balancers that send a PROXY v1/v2 header first.
+struct AcceptProxyConfig {
+  std::vector<std::string> from_text;  // as written
+  CidrSet from;                        // only these peers may connect
+};
+
 struct ServiceConfig {
   std::string name;         // [A-Za-z0-9_.-]+, 1..64 chars, unique
-  std::string listen_text;  // as written in the file
-  Address listen;
+  std::string listen_text;  // the first listen address as written in the file
+  Address listen;           // the first listen address
+  std::vector<std::string> listen_texts;  // every listen address, in file order (listen first)
+  std::vector<Address> listens;
+  std::vector<std::string> sni;  // TLS server names (exact or "*.suffix") as written
+  std::optional<AcceptProxyConfig> accept_proxy;
   Algorithm algorithm = Algorithm::RoundRobin;
   Millis connect_timeout{2000};  // > 0
   Millis idle_timeout{300000};   // 0 = never
@@ -75,6 +86,7 @@ struct GlobalConfig {
   uint32_t max_connections = 65536;  // 0 = unlimited, as for services and backends
   Millis drain_timeout{30000};
   LogLevel log_level = LogLevel::Info;
+  Millis inspect_timeout{5000};      // > 0: PROXY header and ClientHello, from accept
   std::optional<AdminConfig> admin;  // absent = no admin port
 };
 

@@ -562,3 +562,353 @@ TEST_CASE("config: global.max_connections 0 means unlimited, as for services and
   REQUIRE(r.ok());
   CHECK(r.config->global.max_connections == 0);
 }
+
+// --- listen lists, sni, accept_proxy, inspect_timeout, and shared listen addresses ---
+
+namespace {
+
+// A service in flow style on one line: "  - {name: NAME, listen: LISTEN, EXTRA backends: ...}".
+std::string svc(const std::string& name, const std::string& listen, const std::string& extra = "") {
+  return "  - {name: " + name + ", listen: " + listen + ", " + extra +
+         (extra.empty() ? "" : ", ") + "backends: [{address: 127.0.0.1:1}]}\n";
+}
+
+}  // namespace
+
+TEST_CASE("config: the new keys' defaults") {
+  Config c = valid("services:" + kService);
+  CHECK(c.global.inspect_timeout == Millis{5000});
+  const ServiceConfig& s = c.services.at(0);
+  CHECK(s.sni.empty());
+  CHECK_FALSE(s.accept_proxy.has_value());
+  CHECK(s.listen_texts == std::vector<std::string>{"127.0.0.1:8080"});
+  REQUIRE(s.listens.size() == 1);
+  CHECK(s.listens[0] == s.listen);
+  CHECK(s.listen_text == "127.0.0.1:8080");
+  // Empty values are as omitted.
+  c = valid("global: {inspect_timeout: 250ms}\nservices:\n" +
+            svc("web", "127.0.0.1:8080", "sni: , accept_proxy: "));
+  CHECK(c.global.inspect_timeout == Millis{250});
+  CHECK(c.services[0].sni.empty());
+  CHECK_FALSE(c.services[0].accept_proxy.has_value());
+  CHECK(valid("services:\n" + svc("web", "127.0.0.1:8080", "sni: []")).services[0].sni.empty());
+}
+
+TEST_CASE("config: listen as a string or a list of addresses") {
+  Config c = valid(R"(global:
+  inspect_timeout: 1.5
+services:
+  - name: web
+    listen:
+      - 0.0.0.0:8443
+      - "[::]:8443"
+      - localhost:9443
+    backends: [{address: 127.0.0.1:1}]
+  - name: api
+    listen: [127.0.0.2:80]
+    backends: [{address: 127.0.0.1:1}]
+)");
+  CHECK(c.global.inspect_timeout == Millis{1500});
+  const ServiceConfig& web = c.services.at(0);
+  CHECK(web.listen_texts ==
+        std::vector<std::string>{"0.0.0.0:8443", "[::]:8443", "localhost:9443"});
+  REQUIRE(web.listens.size() == 3);
+  CHECK(web.listens[0].to_string() == "0.0.0.0:8443");
+  CHECK(web.listens[1].to_string() == "[::]:8443");
+  CHECK(web.listens[2].to_string() == "127.0.0.1:9443");
+  CHECK(web.listen_text == "0.0.0.0:8443");  // listen/listen_text: the first
+  CHECK(web.listen == web.listens[0]);
+  const ServiceConfig& api = c.services.at(1);
+  CHECK(api.listen_texts == std::vector<std::string>{"127.0.0.2:80"});
+  CHECK(api.listen.to_string() == "127.0.0.2:80");
+}
+
+TEST_CASE("config: sni and accept_proxy read into the structs") {
+  Config c = valid(R"(services:
+  - name: web
+    listen: 0.0.0.0:443
+    sni: [www.example.com, "*.Example.COM.", example.com]
+    accept_proxy:
+      from: [10.0.0.0/8, "fd00::/8", 192.0.2.7]
+    backends: [{address: 127.0.0.1:1}]
+)");
+  const ServiceConfig& s = c.services.at(0);
+  CHECK(s.sni == std::vector<std::string>{"www.example.com", "*.Example.COM.", "example.com"});
+  REQUIRE(s.accept_proxy.has_value());
+  CHECK(s.accept_proxy->from_text ==
+        std::vector<std::string>{"10.0.0.0/8", "fd00::/8", "192.0.2.7"});
+  CHECK(s.accept_proxy->from.size() == 3);
+  Address a;
+  std::string error;
+  REQUIRE(parse_address("10.200.0.1:1", a, error));
+  CHECK(s.accept_proxy->from.contains(a));
+  REQUIRE(parse_address("192.0.2.8:1", a, error));
+  CHECK_FALSE(s.accept_proxy->from.contains(a));
+  REQUIRE(parse_address("[fdff::1]:1", a, error));
+  CHECK(s.accept_proxy->from.contains(a));
+}
+
+TEST_CASE("config: services that may share a listen address") {
+  // One without sni beside ones with sni; an exact name beside a wildcard that covers it,
+  // and a wildcard beside a longer one: no overlap.
+  Config c = valid("services:\n" + svc("web", "0.0.0.0:443") +
+                   svc("a", "0.0.0.0:443", "sni: [a.example.com, \"*.a.example.com\"]") +
+                   svc("b", "0.0.0.0:443", "sni: [\"*.example.com\"]") +
+                   svc("c", "\"[::]:443\"", "sni: [a.example.com]"));
+  CHECK(c.services.size() == 4);
+  // sni alone on its address, and services that all have sni.
+  valid("services:\n" + svc("a", "127.0.0.1:443", "sni: [a.example.com]"));
+  valid("services:\n" + svc("a", "127.0.0.1:443", "sni: [a.example.com]") +
+        svc("b", "127.0.0.1:443", "sni: [b.example.com]"));
+  // The same address written two ways is one address.
+  valid("services:\n" + svc("a", "localhost:443") +
+        svc("b", "127.0.0.1:443", "sni: [b.example.com]"));
+  // Lists: shared on one address, alone on another.
+  c = valid("services:\n" + svc("a", "[127.0.0.1:443, 127.0.0.1:8443]") +
+            svc("b", "[127.0.0.2:443, 127.0.0.1:443]", "sni: [b.example.com]"));
+  CHECK(c.services[1].listen_text == "127.0.0.2:443");
+  // accept_proxy on all of them, the same set written differently (order, repetition of
+  // the same network as IPv4-mapped, a bare address for a /128).
+  valid("services:\n" + svc("a", "127.0.0.1:443", "accept_proxy: {from: [10.0.0.0/8, \"::1\"]}") +
+        svc("b", "127.0.0.1:443",
+            "sni: [b.example.com], accept_proxy: {from: [\"::1/128\", \"::ffff:10.0.0.0/104\"]}"));
+  // accept_proxy may differ between services on different addresses.
+  valid("services:\n" + svc("a", "127.0.0.1:443", "accept_proxy: {from: [10.0.0.0/8]}") +
+        svc("b", "127.0.0.1:444") + svc("c", "127.0.0.1:445", "accept_proxy: {from: [::1]}"));
+}
+
+TEST_CASE("config: bad listen lists, sni, accept_proxy and inspect_timeout") {
+  const std::string head = "services:" + kService;  // service 0 spans lines 2..5
+  const BadCase cases[] = {
+      {"empty listen list",
+       "services:\n  - name: web\n    listen: []\n    backends: [{address: 127.0.0.1:1}]\n",
+       "t.yaml:3:5: services[0].listen: must list at least one address"},
+      {"listen a mapping",
+       "services:\n  - name: web\n    listen: {a: 1}\n    backends: [{address: 127.0.0.1:1}]\n",
+       "t.yaml:3:5: services[0].listen: must be an address HOST:PORT or a list of them, got a "
+       "mapping"},
+      {"listen item a list",
+       "services:\n  - name: web\n    listen: [[127.0.0.1:80]]\n    backends: [{address: "
+       "127.0.0.1:1}]\n",
+       "t.yaml:3:14: services[0].listen[0]: must be an address HOST:PORT, got a sequence"},
+      {"listen item bad port",
+       "services:\n  - name: web\n    listen:\n      - 127.0.0.1:80\n      - 127.0.0.1:0\n"
+       "    backends: [{address: 127.0.0.1:1}]\n",
+       "t.yaml:5:9: services[0].listen[1]: port must be 1..65535, got \"0\""},
+      {"the same address twice in one list",
+       "services:\n  - name: web\n    listen:\n      - 127.0.0.1:80\n      - localhost:80\n"
+       "    backends: [{address: 127.0.0.1:1}]\n",
+       "t.yaml:5:9: services[0].listen[1]: duplicate listen address \"localhost:80\", already used "
+       "by services[0].listen[0] \"127.0.0.1:80\" at line 4"},
+      {"the same address twice in one list with sni",
+       "services:\n" + svc("a", "127.0.0.1:80", "sni: [a.example.com]") +
+           "  - name: web\n    listen: [127.0.0.1:80, 127.0.0.1:80]\n    sni: [b.example.com]\n"
+           "    backends: [{address: 127.0.0.1:1}]\n",
+       "t.yaml:4:28: services[1].listen[1]: duplicate listen address \"127.0.0.1:80\", already "
+       "used by services[1].listen[0] \"127.0.0.1:80\" at line 4"},
+      {"overlapping addresses in one list",
+       "services:\n  - name: web\n    listen: [0.0.0.0:80, 127.0.0.1:80]\n    backends: "
+       "[{address: 127.0.0.1:1}]\n",
+       "t.yaml:3:26: services[0].listen[1]: listen address \"127.0.0.1:80\" overlaps "
+       "services[0].listen[0] \"0.0.0.0:80\" at line 3"},
+      {"overlapping addresses with sni on both",
+       "services:\n" + svc("a", "0.0.0.0:443", "sni: [a.example.com]") +
+           svc("b", "127.0.0.1:443", "sni: [b.example.com]"),
+       "t.yaml:3:15: services[1].listen: listen address \"127.0.0.1:443\" overlaps "
+       "services[0].listen \"0.0.0.0:443\" at line 2"},
+      {"two services without sni, in a list",
+       "services:\n" + svc("a", "127.0.0.1:443") + svc("b", "[127.0.0.2:443, 127.0.0.1:443]"),
+       "t.yaml:3:39: services[1].listen[1]: duplicate listen address \"127.0.0.1:443\", already "
+       "used by services[0].listen \"127.0.0.1:443\" at line 2"},
+      {"a second service without sni after one with sni",
+       "services:\n" + svc("a", "127.0.0.1:443", "sni: [a.example.com]") +
+           svc("b", "127.0.0.1:443") + svc("c", "127.0.0.1:443"),
+       "t.yaml:4:15: services[2].listen: duplicate listen address \"127.0.0.1:443\", already used "
+       "by services[1].listen \"127.0.0.1:443\" at line 3"},
+      {"admin port on a service's address with sni",
+       "services:\n" + svc("a", "127.0.0.1:443", "sni: [a.example.com]") +
+           "global:\n  admin: {listen: 127.0.0.1:443}\n",
+       "t.yaml:4:11: global.admin.listen: duplicate listen address \"127.0.0.1:443\", already "
+       "used by services[0].listen \"127.0.0.1:443\" at line 2"},
+      {"a service on the admin port's address",
+       "global:\n  admin: {listen: 127.0.0.1:443}\nservices:\n" +
+           svc("a", "127.0.0.1:443", "sni: [a.example.com]"),
+       "t.yaml:4:15: services[0].listen: duplicate listen address \"127.0.0.1:443\", already used "
+       "by global.admin.listen \"127.0.0.1:443\" at line 2"},
+      {"sni name of another service on the address",
+       "services:\n" + svc("web", "0.0.0.0:443", "sni: [a.example.com]") +
+           svc("api", "[127.0.0.1:80, 0.0.0.0:443]", "sni: [b.example.com, A.Example.COM.]"),
+       "t.yaml:3:75: services[1].sni[1]: \"A.Example.COM.\" is also a name of service \"web\" on "
+       "0.0.0.0:443"},
+      {"sni wildcard of another service on the address, block style",
+       "services:\n" + svc("web", "0.0.0.0:443") +
+           svc("a", "0.0.0.0:443", "sni: [\"*.example.com\"]") +
+           "  - name: b\n    listen: 0.0.0.0:443\n    sni:\n      - b.example.com\n"
+           "      - \"*.example.com\"\n    backends: [{address: 127.0.0.1:1}]\n",
+       "t.yaml:8:9: services[2].sni[1]: \"*.example.com\" is also a name of service \"a\" on "
+       "0.0.0.0:443"},
+      {"sni name twice in one service",
+       head + "    sni: [a.example.com, b.example.com, A.example.com.]\n",
+       "t.yaml:6:41: services[0].sni[2]: duplicate name \"A.example.com.\" (same as sni[0] "
+       "\"a.example.com\")"},
+      {"sni not a list", head + "    sni: example.com\n",
+       "t.yaml:6:5: services[0].sni: must be a sequence, got \"example.com\""},
+      {"sni pattern with a wildcard inside", head + "    sni: [\"a.*.example.com\"]\n",
+       "t.yaml:6:11: services[0].sni[0]: must be a server name such as \"example.com\" or a "
+       "wildcard such as \"*.example.com\", got \"a.*.example.com\""},
+      {"sni pattern *", head + "    sni: [\"*\"]\n",
+       "t.yaml:6:11: services[0].sni[0]: must be a server name such as \"example.com\" or a "
+       "wildcard such as \"*.example.com\", got \"*\""},
+      {"sni pattern *.", head + "    sni: [\"*.\"]\n",
+       "t.yaml:6:11: services[0].sni[0]: must be a server name such as \"example.com\" or a "
+       "wildcard such as \"*.example.com\", got \"*.\""},
+      {"sni pattern with a space", head + "    sni: [\"exa mple.com\"]\n",
+       "t.yaml:6:11: services[0].sni[0]: must be a server name such as \"example.com\" or a "
+       "wildcard such as \"*.example.com\", got \"exa mple.com\""},
+      {"sni pattern empty", head + "    sni: [\"\"]\n",
+       "t.yaml:6:11: services[0].sni[0]: must be a server name such as \"example.com\" or a "
+       "wildcard such as \"*.example.com\", got \"\""},
+      {"sni label over 63 bytes", head + "    sni: [" + std::string(64, 'a') + ".com]\n",
+       "t.yaml:6:11: services[0].sni[0]: must be a server name such as \"example.com\" or a "
+       "wildcard such as \"*.example.com\", got \"" + std::string(60, 'a') + "...\""},
+      {"sni pattern a mapping", head + "    sni: [{a: 1}]\n",
+       "t.yaml:6:11: services[0].sni[0]: must be a server name such as \"example.com\" or a "
+       "wildcard such as \"*.example.com\", got a mapping"},
+      {"sni key typo", head + "    snl: [a.example.com]\n",
+       "t.yaml:6:5: services[0].snl: unknown key, did you mean \"sni\"?"},
+      {"accept_proxy a list", head + "    accept_proxy: [10.0.0.0/8]\n",
+       "t.yaml:6:5: services[0].accept_proxy: must be a mapping, got a sequence"},
+      {"accept_proxy without from", head + "    accept_proxy: {}\n",
+       "t.yaml:6:19: services[0].accept_proxy: missing required key \"from\""},
+      {"accept_proxy unknown key",
+       head + "    accept_proxy:\n      from: [10.0.0.0/8]\n      form: x\n",
+       "t.yaml:8:7: services[0].accept_proxy.form: unknown key, did you mean \"from\"?"},
+      {"accept_proxy.from empty", head + "    accept_proxy: {from: []}\n",
+       "t.yaml:6:20: services[0].accept_proxy.from: must list at least one CIDR"},
+      {"accept_proxy.from null", head + "    accept_proxy:\n      from:\n",
+       "t.yaml:7:7: services[0].accept_proxy.from: must list at least one CIDR"},
+      {"accept_proxy.from a string", head + "    accept_proxy: {from: 10.0.0.0/8}\n",
+       "t.yaml:6:20: services[0].accept_proxy.from: must be a sequence, got \"10.0.0.0/8\""},
+      {"accept_proxy.from host bits",
+       head + "    accept_proxy:\n      from: [10.0.0.0/8, 10.1.2.3/16]\n",
+       "t.yaml:7:26: services[0].accept_proxy.from[1]: host bits set past the /16 prefix in "
+       "\"10.1.2.3/16\" (the network is \"10.1.0.0/16\", one address is \"10.1.2.3/32\")"},
+      {"accept_proxy.from a name", head + "    accept_proxy:\n      from:\n        - localhost\n",
+       "t.yaml:8:11: services[0].accept_proxy.from[0]: \"localhost\" is not an IP address (a CIDR "
+       "takes no host names), in \"localhost\""},
+      {"accept_proxy.from brackets", head + "    accept_proxy:\n      from: [\"[::1]/128\"]\n",
+       "t.yaml:7:14: services[0].accept_proxy.from[0]: write an IPv6 CIDR without brackets, e.g. "
+       "\"::1/128\", got \"[::1]/128\""},
+      {"accept_proxy.from item a mapping", head + "    accept_proxy:\n      from: [{a: 1}]\n",
+       "t.yaml:7:14: services[0].accept_proxy.from[0]: must be a CIDR such as \"10.0.0.0/8\", got "
+       "a mapping"},
+      {"accept_proxy.from the same network twice",
+       head + "    accept_proxy:\n      from: [10.0.0.0/8, 192.0.2.1, \"::ffff:10.0.0.0/104\"]\n",
+       "t.yaml:7:37: services[0].accept_proxy.from[2]: duplicate CIDR \"::ffff:10.0.0.0/104\" "
+       "(same network as from[0] \"10.0.0.0/8\")"},
+      {"accept_proxy on the later service only",
+       "services:\n" + svc("web", "127.0.0.1:443") +
+           svc("api", "127.0.0.1:443", "sni: [a.example.com], accept_proxy: {from: [10.0.0.0/8]}"),
+       "t.yaml:3:62: services[1].accept_proxy: service \"web\" on 127.0.0.1:443 has no "
+       "accept_proxy; services on one address must all have accept_proxy with the same \"from\", "
+       "or none"},
+      {"accept_proxy on the earlier service only",
+       "services:\n" + svc("web", "127.0.0.1:443", "accept_proxy: {from: [10.0.0.0/8]}") +
+           svc("api", "[127.0.0.1:80, 127.0.0.1:443]", "sni: [a.example.com]"),
+       "t.yaml:3:40: services[1].listen[1]: service \"web\" on 127.0.0.1:443 has accept_proxy and "
+       "this one has none; services on one address must all have accept_proxy with the same "
+       "\"from\", or none"},
+      {"accept_proxy with another from",
+       "services:\n" + svc("web", "127.0.0.1:443", "accept_proxy: {from: [10.0.0.0/8]}") +
+           svc("api", "127.0.0.1:443", "sni: [a.example.com], accept_proxy: {from: [10.0.0.0/9]}"),
+       "t.yaml:3:62: services[1].accept_proxy: \"from\" differs from that of service \"web\" on "
+       "127.0.0.1:443; services on one address must all have accept_proxy with the same "
+       "\"from\", or none"},
+      {"accept_proxy compared with the first service on the address",
+       "services:\n" + svc("web", "127.0.0.1:443", "accept_proxy: {from: [10.0.0.0/8]}") +
+           svc("a", "127.0.0.1:443", "sni: [a.example.com], accept_proxy: {from: [10.0.0.0/8]}") +
+           svc("b", "127.0.0.1:443", "sni: [b.example.com], accept_proxy: {from: [\"::/0\"]}"),
+       "t.yaml:4:60: services[2].accept_proxy: \"from\" differs from that of service \"web\" on "
+       "127.0.0.1:443; services on one address must all have accept_proxy with the same "
+       "\"from\", or none"},
+      {"inspect_timeout zero", "global:\n  inspect_timeout: 0s\n",
+       "t.yaml:2:3: global.inspect_timeout: must be greater than 0, got \"0s\""},
+      {"inspect_timeout too long", "global:\n  inspect_timeout: 721h\n",
+       "t.yaml:2:3: global.inspect_timeout: invalid duration \"721h\": exceeds the maximum of 30 "
+       "days"},
+      {"inspect_timeout garbage", "global:\n  inspect_timeout: soon\n",
+       "t.yaml:2:3: global.inspect_timeout: invalid duration \"soon\": expected a number at "
+       "\"soon\""},
+  };
+  for (const BadCase& c : cases) {
+    INFO(c.what);
+    INFO(c.yaml);
+    std::vector<std::string> errors = errors_of(c.yaml);
+    for (const auto& e : errors) INFO(e);
+    REQUIRE_FALSE(errors.empty());
+    CHECK(errors[0] == c.first);
+    CHECK(errors.size() == c.count);
+  }
+}
+
+TEST_CASE("config: a conflict between services is reported once per key, in file order") {
+  // api shares two addresses with web; both lack sni: one error per listen item. Its sni-less
+  // conflict comes before a later error of the same service, and the name conflict of b
+  // (found once b is read) before b's bad retries.
+  std::vector<std::string> errors = errors_of(R"(services:
+  - name: web
+    listen: [127.0.0.1:443, 127.0.0.1:8443]
+    accept_proxy: {from: [10.0.0.0/8]}
+    backends: [{address: 127.0.0.1:1}]
+  - name: api
+    listen: [127.0.0.1:443, 127.0.0.1:8443]
+    retries: -1
+    backends: [{address: 127.0.0.1:1}]
+  - name: b
+    sni: [a.example.com, a.example.com]
+    listen: [127.0.0.1:443, 127.0.0.1:8443]
+    retries: 101
+    accept_proxy: {from: [10.0.0.0/8]}
+    backends: [{address: 127.0.0.1:1}]
+  - name: c
+    listen: [127.0.0.1:443, 127.0.0.1:8443]
+    accept_proxy: {from: [10.0.0.0/8]}
+    sni: [A.EXAMPLE.COM]
+    backends: [{address: 127.0.0.1:1}]
+)");
+  const std::vector<std::string> expected = {
+      "t.yaml:7:14: services[1].listen[0]: duplicate listen address \"127.0.0.1:443\", already "
+      "used by services[0].listen[0] \"127.0.0.1:443\" at line 3",
+      "t.yaml:7:14: services[1].listen[0]: service \"web\" on 127.0.0.1:443 has accept_proxy and "
+      "this one has none; services on one address must all have accept_proxy with the same "
+      "\"from\", or none",
+      "t.yaml:7:29: services[1].listen[1]: duplicate listen address \"127.0.0.1:8443\", already "
+      "used by services[0].listen[1] \"127.0.0.1:8443\" at line 3",
+      "t.yaml:8:5: services[1].retries: must be an integer 0..100, got \"-1\"",
+      "t.yaml:11:26: services[2].sni[1]: duplicate name \"a.example.com\" (same as sni[0] "
+      "\"a.example.com\")",
+      "t.yaml:13:5: services[2].retries: must be an integer 0..100, got \"101\"",
+      "t.yaml:19:11: services[3].sni[0]: \"A.EXAMPLE.COM\" is also a name of service \"b\" on "
+      "127.0.0.1:443",
+  };
+  CHECK(errors == expected);
+}
+
+TEST_CASE("config: errors are given in file order, the first 100 of them") {
+  // Conflicts found after a service is read go back to their place; with more than 100
+  // errors the first 99 in file order are kept.
+  std::string yaml = "services:\n";
+  for (int i = 0; i < 120; ++i)
+    yaml += "  - {name: s" + std::to_string(1000 + i) +
+            ", listen: 127.0.0.1:443, retries: -1, backends: [{address: 127.0.0.1:1}]}\n";
+  std::vector<std::string> errors = errors_of(yaml);
+  REQUIRE(errors.size() == 100);
+  CHECK(errors[0] == "t.yaml:2:42: services[0].retries: must be an integer 0..100, got \"-1\"");
+  CHECK(errors[1] ==
+        "t.yaml:3:19: services[1].listen: duplicate listen address \"127.0.0.1:443\", already "
+        "used by services[0].listen \"127.0.0.1:443\" at line 2");
+  CHECK(errors[2] == "t.yaml:3:42: services[1].retries: must be an integer 0..100, got \"-1\"");
+  CHECK(errors[97].rfind("t.yaml:51:19: services[49].listen: ", 0) == 0);
+  CHECK(errors[98] == "t.yaml:51:42: services[49].retries: must be an integer 0..100, got \"-1\"");
+  CHECK(errors[99] == "t.yaml: 140 more errors not shown");
+}

@@ -96,6 +96,8 @@ ojson stats_json(const ServerState& state, double now) {
     services.push_back(ojson{
         {"name", sc.name},
         {"listen", sc.listen_text},
+        {"listen_all", sc.listen_texts},
+        {"sni", sc.sni},
         {"algorithm", to_string(sc.algorithm)},
         {"active_connections", c.active},
         {"total_connections", c.accepted},
@@ -109,6 +111,14 @@ ojson stats_json(const ServerState& state, double now) {
         {"error_connections", c.errors},
     });
   }
+  ojson unrouted = ojson::object();
+  for (const auto& r : state.routes) {
+    if (!r->unrouted) continue;
+    ojson counts = ojson::object();
+    for (size_t i = 0; i < kUnroutedReasons; ++i)
+      counts[std::string(to_string(static_cast<Unrouted>(i)))] = r->unrouted->total(static_cast<Unrouted>(i));
+    unrouted[r->listen_text] = std::move(counts);
+  }
   double uptime = state.start_time > 0 && now > state.start_time ? now - state.start_time : 0.0;
   uptime = std::round(uptime * 1000.0) / 1000.0;  // milliseconds are enough
   return ojson{
@@ -116,6 +126,7 @@ ojson stats_json(const ServerState& state, double now) {
       {"uptime_seconds", uptime},
       {"config_reloads", state.reloads_ok},
       {"services", std::move(services)},
+      {"unrouted", std::move(unrouted)},
       // extras
       {"config_reloads_failed", state.reloads_failed},
       {"config_last_reload_successful", state.last_reload_ok},
@@ -237,6 +248,16 @@ std::string metrics_text(const ServerState& state, const ProcessInfo& process) {
   w.family("l4lb_service_connections_refused_total", Type::Counter,
            "Clients closed at once without a backend (none available, or a limit reached).");
   for (const auto& s : services) w.sample({{"service", s->config.name}}, s->totals().refused);
+
+  w.family("l4lb_listener_connections_unrouted_total", Type::Counter,
+           "Clients of an inspecting listen address closed without a service, by reason.");
+  for (const auto& r : state.routes) {
+    if (!r->unrouted) continue;
+    for (size_t i = 0; i < kUnroutedReasons; ++i) {
+      auto why = static_cast<Unrouted>(i);
+      w.sample({{"listen", r->listen_text}, {"reason", std::string(to_string(why))}}, r->unrouted->total(why));
+    }
+  }
 
   w.family("l4lb_service_connections_errors_total", Type::Counter,
            "Connections reset because of an internal error (an exception in a handler).");

@@ -10,6 +10,8 @@
 #include <ctime>
 #include <mutex>
 #include <pthread.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 #include <fmt/format.h>
 
@@ -17,6 +19,10 @@
 #include "l4lb/base/net.hpp"
 
 namespace l4lb {
+
+namespace {
+constexpr int kControlNice = 10;  // the control thread's nice value above the workers'
+}  // namespace
 
 class Server::WorldStop {
  public:
@@ -107,6 +113,13 @@ void Server::start_threads() {
   }
   ::pthread_sigmask(SIG_SETMASK, &old, nullptr);
   threads_running_ = true;
+  // Where control work (a reload resolving many names, checks, the admin port) shares a CPU
+  // with a data worker, the worker goes first: this thread alone runs kControlNice lower
+  // (the workers, started above, keep the process's priority).
+  errno = 0;
+  int nice = ::getpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()));
+  if (errno == 0)
+    ::setpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()), std::min(19, nice + kControlNice));
 }
 
 void Server::stop_threads() {
@@ -131,6 +144,7 @@ bool Server::apply(const Config& cfg, std::string& error, Changes& changes) {
   Plan plan;
   if (!plan_listeners(cfg, plan, error) || !plan_admin(cfg, plan, error)) return false;
   plan_services(cfg, plan);
+  plan_routes(cfg, plan);
   {
     uint64_t stop_start = monotonic_usec();
     WorldStop world(*this);
@@ -143,28 +157,40 @@ bool Server::apply(const Config& cfg, std::string& error, Changes& changes) {
   return true;
 }
 
-// Sockets, one per (service, worker): the running one where the address stays, else a new one.
+// Sockets, one per (listen address, worker): the running one where the address stays, else
+// a new one. Addresses in the order the file first names them.
 bool Server::plan_listeners(const Config& cfg, Plan& plan, std::string& error) {
   const size_t nw = workers_.size();
   if (config_.global.workers != 0 && cfg.global.workers != config_.global.workers &&
       static_cast<size_t>(cfg.global.workers) != nw)
     log_.warn("workers changes at restart, not on reload",
               {{"running", std::to_string(nw)}, {"configured", std::to_string(cfg.global.workers)}});
-  plan.services.resize(cfg.services.size());
   for (size_t i = 0; i < cfg.services.size(); ++i) {
     const ServiceConfig& sc = cfg.services[i];
-    ServicePlan& sp = plan.services[i];
-    sp.fds.resize(nw);
-    sp.reused.assign(nw, nullptr);
-    for (size_t w = 0; w < nw; ++w) {
-      for (const auto& l : workers_[w].worker->listeners)
-        if (l->service()->config.listen == sc.listen) sp.reused[w] = l.get();
-      if (sp.reused[w]) continue;
-      sp.fds[w] = listen_tcp(sc.listen, nw > 1);
-      if (!sp.fds[w]) {
-        error = fmt::format("service {}: cannot listen on {}: {}", sc.name, sc.listen_text,
-                            std::strerror(errno));
-        return false;
+    for (size_t k = 0; k < sc.listens.size(); ++k) {
+      const Address& address = sc.listens[k];
+      auto same = [&](const ListenPlan& lp) { return lp.address == address; };
+      auto it = std::find_if(plan.listens.begin(), plan.listens.end(), same);
+      if (it != plan.listens.end()) {
+        it->services.push_back(i);
+        continue;
+      }
+      ListenPlan& lp = plan.listens.emplace_back();
+      lp.address = address;
+      lp.text = sc.listen_texts[k];
+      lp.services.push_back(i);
+      lp.fds.resize(nw);
+      lp.reused.assign(nw, nullptr);
+      for (size_t w = 0; w < nw; ++w) {
+        for (const auto& l : workers_[w].worker->listeners)
+          if (l->route()->listen == lp.address) lp.reused[w] = l.get();
+        if (lp.reused[w]) continue;
+        lp.fds[w] = listen_tcp(lp.address, nw > 1);
+        if (!lp.fds[w]) {
+          error = fmt::format("service {}: cannot listen on {}: {}", sc.name, lp.text,
+                              std::strerror(errno));
+          return false;
+        }
       }
     }
   }
@@ -185,6 +211,7 @@ bool Server::plan_admin(const Config& cfg, Plan& plan, std::string& error) {
 
 // Backends matched by address with the running ones (reads only).
 void Server::plan_services(const Config& cfg, Plan& plan) {
+  plan.services.resize(cfg.services.size());
   for (size_t i = 0; i < cfg.services.size(); ++i) {
     const ServiceConfig& sc = cfg.services[i];
     ServicePlan& sp = plan.services[i];
@@ -192,6 +219,7 @@ void Server::plan_services(const Config& cfg, Plan& plan) {
     sp.previous = old == services_.end() ? nullptr : old->second;
     sp.backends = Service::plan_backends(sp.previous.get(), sc, workers_.size());
     plan.changes.services_added += sp.previous ? 0 : 1;
+    if (!sp.previous) sp.service = Service::create(sc, std::move(sp.backends), workers_.size());
     plan.changes.backends_added += sp.backends.added;
     plan.changes.backends_removed += sp.backends.removed;
   }
@@ -204,36 +232,64 @@ void Server::plan_services(const Config& cfg, Plan& plan) {
   }
 }
 
-// Swap (workers stopped): services taken in place or made; removed ones live on in their sessions.
+// What each listen address does with a client (read by the workers from the swap on).
+// Unrouted counts stay with an address that stays.
+void Server::plan_routes(const Config& cfg, Plan& plan) {
+  for (ListenPlan& lp : plan.listens) {
+    auto route = std::make_shared<Route>();
+    route->listen = lp.address;
+    route->listen_text = lp.text;
+    route->inspect_timeout = cfg.global.inspect_timeout;
+    for (size_t i : lp.services) {
+      const ServiceConfig& sc = cfg.services[i];
+      ServicePlan& sp = plan.services[i];
+      const std::shared_ptr<Service>& svc = sp.previous ? sp.previous : sp.service;
+      uint32_t index = static_cast<uint32_t>(route->services.size());
+      route->services.push_back(svc);
+      if (sc.sni.empty()) route->fallback = svc;
+      for (const std::string& name : sc.sni) route->names.add(name, index);  // validated by config
+      route->read_hello = route->read_hello || !sc.sni.empty();
+      if (sc.accept_proxy) route->proxy_from = sc.accept_proxy->from;  // the same for all (config)
+    }
+    if (route->inspects()) {
+      for (const auto& l : workers_[0].worker->listeners)
+        if (l->route()->listen == lp.address && l->route()->unrouted) route->unrouted = l->route()->unrouted;
+      if (!route->unrouted) route->unrouted = std::make_shared<UnroutedCounts>(workers_.size());
+    }
+    lp.route = std::move(route);
+  }
+}
+
+// Swap (workers stopped): services that stay take the new file in place; new ones (made in
+// the plan) join; removed ones live on in their sessions.
 void Server::swap_services(const Config& cfg, Plan& plan) {
   std::map<std::string, std::shared_ptr<Service>> services;
   for (size_t i = 0; i < cfg.services.size(); ++i) {
     const ServiceConfig& sc = cfg.services[i];
     ServicePlan& sp = plan.services[i];
-    std::shared_ptr<Service> svc = sp.previous;
-    if (svc)
+    if (sp.previous) {
       plan.changes.table_moved =
-          std::max(plan.changes.table_moved, svc->reconfigure(sc, std::move(sp.backends)));
-    else
-      svc = Service::create(sc, std::move(sp.backends), workers_.size());
-    sp.service = svc;
-    services[sc.name] = std::move(svc);
+          std::max(plan.changes.table_moved, sp.previous->reconfigure(sc, std::move(sp.backends)));
+      sp.service = sp.previous;
+    }
+    services[sc.name] = sp.service;
   }
   services_ = std::move(services);
 }
 
-// Swap (workers stopped): each worker's listeners, in config order; ones not carried over close.
+// Swap (workers stopped): each worker's listeners, one per address in config order; ones
+// not carried over close.
 void Server::swap_listeners(const Config& cfg, Plan& plan) {
   for (size_t w = 0; w < workers_.size(); ++w) {
     Worker& worker = *workers_[w].worker;
     std::vector<std::unique_ptr<Listener>> listeners;
-    for (ServicePlan& sp : plan.services) {
-      if (sp.reused[w]) {
+    for (ListenPlan& lp : plan.listens) {
+      if (lp.reused[w]) {
         for (auto& l : worker.listeners)
-          if (l.get() == sp.reused[w]) listeners.push_back(std::move(l));
-        listeners.back()->set_service(sp.service);
+          if (l.get() == lp.reused[w]) listeners.push_back(std::move(l));
+        listeners.back()->set_route(lp.route);
       } else {
-        listeners.push_back(std::make_unique<Listener>(worker, sp.service, std::move(sp.fds[w])));
+        listeners.push_back(std::make_unique<Listener>(worker, lp.route, std::move(lp.fds[w])));
       }
     }
     worker.listeners = std::move(listeners);
@@ -255,6 +311,8 @@ void Server::publish(const Config& cfg, Plan& plan) {
   ++state_.generation;
   state_.services.clear();
   for (const ServicePlan& sp : plan.services) state_.services.push_back(sp.service);
+  state_.routes.clear();
+  for (const ListenPlan& lp : plan.listens) state_.routes.push_back(lp.route);
 }
 
 void Server::reload() {

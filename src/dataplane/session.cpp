@@ -19,11 +19,12 @@
 namespace l4lb {
 
 Session::Session(Worker& worker, std::shared_ptr<Service> service, UniqueFd client,
-                 const Address& peer, Admission admission)
+                 const Address& peer, Admission admission, std::optional<Address> local)
     : admission_(std::move(admission)),
       worker_(worker),
       service_(std::move(service)),
       peer_(peer),
+      local_(local),
       client_(std::move(client)) {
   // TCP_NODELAY and SO_KEEPALIVE came with accept() from the listening socket.
   client_io_.bind<&Session::on_client_io>(worker_.loop(), this, client_.get());
@@ -137,7 +138,8 @@ void Session::established() {
 // rest waits in the upstream pipe and is not counted as payload.
 bool Session::send_proxy_header() {
   std::string header;
-  if (!build_proxy_header(service_->config.proxy_protocol, peer_, local_address(client_.get()), header)) {
+  if (!build_proxy_header(service_->config.proxy_protocol, peer_,
+                          local_ ? *local_ : local_address(client_.get()), header)) {
     finish(Ending::Reset, EAFNOSUPPORT);
     return false;
   }

@@ -5,6 +5,7 @@
 #include "l4lb/dataplane/listener.hpp"
 #include "l4lb/base/net.hpp"
 #include "l4lb/balance/service.hpp"
+#include "l4lb/dataplane/inspect.hpp"
 #include "l4lb/dataplane/session.hpp"
 
 namespace l4lb {
@@ -37,21 +38,57 @@ Worker::~Worker() {
   close_all();
 }
 
+void Worker::admit(const std::shared_ptr<Service>& service, UniqueFd client, const Address& peer,
+                   Seat global, std::optional<Address> local) {
+  Service& svc = *service;
+  ServiceSlot& counts = svc.slot(index_);
+  counts.accepted.add(1);
+  Seat seat = global ? Seat::take(svc.active_count(), svc.config.max_connections) : Seat{};
+  if (!seat || !svc.pool.any_available()) {
+    counts.refused.add(1);
+    return;  // the client closes here, its places given back
+  }
+  start_session(service, std::move(client), peer, Admission{std::move(global), std::move(seat)},
+                local);
+}
+
 void Worker::start_session(std::shared_ptr<Service> service, UniqueFd client, const Address& peer,
-                           Admission admission) {
-  auto* s = new Session(*this, std::move(service), std::move(client), peer, std::move(admission));
+                           Admission admission, std::optional<Address> local) {
+  auto* s = new Session(*this, std::move(service), std::move(client), peer, std::move(admission),
+                        local);
   sessions_.push_front(s);
   s->start();
   if (s->done()) reap(s);
 }
 
+void Worker::inspect(std::shared_ptr<const Route> route, UniqueFd client, const Address& peer,
+                     Seat global) {
+  auto* i = new Inspector(*this, std::move(route), std::move(client), peer, std::move(global));
+  inspectors_.push_front(i);
+  i->start();
+}
+
 void Worker::reap(Session* s) {
   sessions_.erase(s);
   delete s;  // gives its places under the connection limits back
-  if (sessions_.empty() && on_empty) on_empty();
+  check_empty();
+}
+
+void Worker::reap(Inspector* i) {
+  inspectors_.erase(i);
+  delete i;
+  check_empty();
+}
+
+void Worker::check_empty() {
+  if (sessions_.empty() && inspectors_.empty() && on_empty) on_empty();
 }
 
 void Worker::close_all() {
+  while (Inspector* i = inspectors_.front()) {
+    i->abort();
+    reap(i);
+  }
   while (Session* s = sessions_.front()) {
     s->abort();
     reap(s);

@@ -42,19 +42,11 @@ class Seat {
   std::atomic<uint64_t>* count_ = nullptr;
 };
 
-// A client's places: one under global.max_connections, one under its service's.
+// A client's places: one under global.max_connections (taken at accept), one under its
+// service's (taken once the service is known).
 struct Admission {
   Seat global;
   Seat service;
-  // Both places, or none (the global one is given back when the service is full).
-  static Admission take(std::atomic<uint64_t>& global_count, uint64_t global_max,
-                        std::atomic<uint64_t>& service_count, uint64_t service_max) {
-    Admission a;
-    if (!(a.global = Seat::take(global_count, global_max))) return {};
-    if (!(a.service = Seat::take(service_count, service_max))) return {};
-    return a;
-  }
-  explicit operator bool() const { return static_cast<bool>(service); }
 };
 
 }  // namespace l4lb

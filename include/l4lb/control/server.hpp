@@ -54,12 +54,19 @@ class Server {
   struct ServicePlan {
     std::shared_ptr<Service> previous;  // the running service of that name, or null
     BackendPlan backends;
+    std::shared_ptr<Service> service;   // a new one made by the plan; else set by the swap
+  };
+  struct ListenPlan {
+    Address address;
+    std::string text;
+    std::vector<size_t> services;       // indexes of the services on it, in config order
     std::vector<UniqueFd> fds;          // per worker: a new listening socket, or empty where
     std::vector<Listener*> reused;      // the running listener of that address is kept
-    std::shared_ptr<Service> service;   // set by the swap
+    std::shared_ptr<Route> route;
   };
   struct Plan {
     std::vector<ServicePlan> services;  // in config order
+    std::vector<ListenPlan> listens;    // in the order the file first names them
     bool admin_same = false;            // the admin listener stays
     UniqueFd admin_fd;                  // else its new socket (if any)
     Changes changes;
@@ -68,6 +75,7 @@ class Server {
   bool plan_listeners(const Config& cfg, Plan& plan, std::string& error);
   bool plan_admin(const Config& cfg, Plan& plan, std::string& error);
   void plan_services(const Config& cfg, Plan& plan);
+  void plan_routes(const Config& cfg, Plan& plan);
   void swap_services(const Config& cfg, Plan& plan);
   void swap_listeners(const Config& cfg, Plan& plan);
   void publish(const Config& cfg, Plan& plan);

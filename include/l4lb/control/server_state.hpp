@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "l4lb/balance/service.hpp"
+#include "l4lb/dataplane/route.hpp"
 
 namespace l4lb {
 
@@ -17,6 +18,7 @@ struct ServerState {
   bool draining = false;        // after SIGTERM
   uint64_t generation = 0;      // 1 at start, +1 per successful reload
   std::vector<std::shared_ptr<Service>> services;  // in config order
+  std::vector<std::shared_ptr<const Route>> routes;  // one per listen address, in config order
 };
 
 }  // namespace l4lb

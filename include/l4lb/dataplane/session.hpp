@@ -4,6 +4,7 @@
 // destructor is the only close path.
 #pragma once
 #include <memory>
+#include <optional>
 #include <vector>
 
 #include "l4lb/balance/admission.hpp"
@@ -20,8 +21,9 @@ struct Service;
 
 class Session : public ListLinks<Session> {  // in its Worker's list
  public:
+  // LOCAL: the address the client connected to, where a PROXY header said it.
   Session(Worker& worker, std::shared_ptr<Service> service, UniqueFd client, const Address& peer,
-          Admission admission);
+          Admission admission, std::optional<Address> local = {});
   Session(const Session&) = delete;
   Session& operator=(const Session&) = delete;
   ~Session();
@@ -73,7 +75,8 @@ class Session : public ListLinks<Session> {  // in its Worker's list
   Admission admission_;            // this client's places under the connection limits
   Worker& worker_;
   std::shared_ptr<Service> service_;
-  Address peer_;
+  Address peer_;                   // the client (a PROXY header's source where there was one)
+  std::optional<Address> local_;   // a PROXY header's destination (else the socket's address)
   UniqueFd client_;
   Lease lease_;                  // the backend socket and its live count
   std::vector<Backend*> tried_;    // backends that failed for this client

@@ -9,12 +9,14 @@
 #include <atomic>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <span>
 #include <vector>
 
 #include "l4lb/balance/admission.hpp"
 #include "l4lb/base/fd.hpp"
 #include "l4lb/base/mailbox.hpp"
+#include "l4lb/dataplane/client_hello.hpp"
 #include "l4lb/base/intrusive_list.hpp"
 #include "l4lb/log/log.hpp"
 #include "l4lb/dataplane/pipe.hpp"
@@ -23,6 +25,8 @@
 namespace l4lb {
 
 class Session;
+class Inspector;
+struct Route;
 class Listener;
 struct Service;
 struct Address;
@@ -44,12 +48,22 @@ class Worker {
   std::span<char> scratch() { return {scratch_.get(), kScratchSize}; }
   static constexpr size_t kScratchSize = 16384;
 
-  // Takes a just-accepted client, admitted under the connection limits, and starts its
-  // session (backend connect at once).
+  // A client whose service is known, holding its place under global.max_connections:
+  // takes its place under the service's limit and starts its session (backend connect at
+  // once), or refuses it (counted; the client closes). LOCAL: the address the client
+  // connected to, where a PROXY header said it (else the socket's own is used).
+  void admit(const std::shared_ptr<Service>& service, UniqueFd client, const Address& peer,
+             Seat global, std::optional<Address> local = {});
+  // Starts the session of a client admitted under the connection limits.
   void start_session(std::shared_ptr<Service> service, UniqueFd client, const Address& peer,
-                     Admission admission);
-  // Destroys a finished session: called once, after the session's handler returned.
+                     Admission admission, std::optional<Address> local = {});
+  // A client of an inspecting address: its route is found first (Inspector).
+  void inspect(std::shared_ptr<const Route> route, UniqueFd client, const Address& peer, Seat global);
+  // Destroys a finished session or inspector: called once, after its handler returned.
   void reap(Session* session);
+  void reap(Inspector* inspector);
+  // Where inspectors peek at what their clients sent (used within one handler call).
+  std::span<uint8_t> peek_buffer() { return {peek_.get(), kMaxRead}; }
   // Ends every open session at once (second SIGTERM, end of drain).
   void close_all();
   // global.max_connections over every worker: past it new clients are closed at accept.
@@ -80,8 +94,12 @@ class Worker {
   size_t index_;
   PipePool pipes_;
   std::unique_ptr<char[]> scratch_ = std::make_unique<char[]>(kScratchSize);
-  // This worker's open sessions (open_sessions counts them over every worker).
+  // This worker's open sessions (open_sessions counts them over every worker), and the
+  // clients still being inspected (counted there too).
   IntrusiveList<Session> sessions_;
+  IntrusiveList<Inspector> inspectors_;
+  std::unique_ptr<uint8_t[]> peek_ = std::make_unique<uint8_t[]>(kMaxRead);
+  void check_empty();
   UniqueFd spare_fd_;
   double last_resource_warning_ = -1e9;
   TimerWatcher trim_timer_;  // gives unused pooled pipes back, once a second

@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+
 namespace l4lb::http {
 
 namespace {
@@ -57,7 +59,52 @@ bool parse_length(std::string_view s, uint64_t& out) {
   return true;
 }
 
+int hex_value(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+// One segment, percent-decoded into OUT; false on a bad escape or a control character.
+bool decode_segment(std::string_view s, std::string& out) {
+  out.clear();
+  out.reserve(s.size());
+  for (size_t i = 0; i < s.size(); ++i) {
+    char c = s[i];
+    if (c == '%') {
+      if (s.size() - i < 3) return false;  // "%" and two more characters
+      int hi = hex_value(s[i + 1]), lo = hex_value(s[i + 2]);
+      if (hi < 0 || lo < 0) return false;
+      c = static_cast<char>(hi * 16 + lo);
+      i += 2;
+    }
+    auto u = static_cast<unsigned char>(c);
+    if (u < 0x20 || u == 0x7f) return false;
+    out.push_back(c);
+  }
+  return true;
+}
+
 }  // namespace
+
+bool is_read_method(std::string_view method) { return method == "GET" || method == "HEAD"; }
+
+bool split_path(std::string_view path, std::vector<std::string>& segments) {
+  segments.clear();
+  if (path.empty() || path.front() != '/') return false;
+  std::string_view rest = path.substr(1);
+  for (;;) {
+    size_t slash = rest.find('/');
+    segments.emplace_back();
+    if (!decode_segment(rest.substr(0, slash), segments.back())) {
+      segments.clear();
+      return false;
+    }
+    if (slash == std::string_view::npos) return true;
+    rest.remove_prefix(slash + 1);
+  }
+}
 
 ParseStatus RequestParser::fail(int status, std::string reason) {
   status_ = ParseStatus::Error;
@@ -67,8 +114,18 @@ ParseStatus RequestParser::fail(int status, std::string reason) {
 }
 
 ParseStatus RequestParser::feed(std::string_view bytes) {
-  for (char c : bytes) {
+  size_t i = 0;
+  while (i < bytes.size()) {
     if (status_ != ParseStatus::NeedMore) return status_;
+    if (where_ == Where::Body) {  // any bytes; exactly Content-Length of them
+      size_t n = static_cast<size_t>(std::min<uint64_t>(body_left_, bytes.size() - i));
+      request_.body.append(bytes.data() + i, n);
+      i += n;
+      body_left_ -= n;
+      if (body_left_ == 0) status_ = ParseStatus::Done;
+      continue;
+    }
+    char c = bytes[i++];
     ++consumed_;
     if (++section_ > kMaxHead) {  // the request line, then the headers, each at most 8 KiB
       return where_ == Where::RequestLine ? fail(400, "request line too long")
@@ -182,24 +239,44 @@ void RequestParser::header_line() {
     request_.content_length = n;
   } else if (iequals(name, "transfer-encoding")) {
     transfer_encoding_ = true;
+  } else if (iequals(name, "authorization")) {
+    if (request_.authorization_count++ == 0) request_.authorization = value;
   }
 }
 
 void RequestParser::end_of_head() {
-  if (transfer_encoding_ && request_.content_length)
-    return (void)fail(400, "both Content-Length and Transfer-Encoding");
-  if (transfer_encoding_ && request_.version_minor == 0)
-    return (void)fail(400, "Transfer-Encoding in an HTTP/1.0 request");
-  status_ = ParseStatus::Done;
+  if (is_read_method(request_.method)) {  // no body is read: bytes after the head are ignored
+    if (transfer_encoding_ && request_.content_length)
+      return (void)fail(400, "both Content-Length and Transfer-Encoding");
+    if (transfer_encoding_ && request_.version_minor == 0)
+      return (void)fail(400, "Transfer-Encoding in an HTTP/1.0 request");
+    status_ = ParseStatus::Done;
+    return;
+  }
+  if (transfer_encoding_) return (void)fail(411, "Transfer-Encoding is not accepted: send Content-Length");
+  uint64_t length = request_.content_length.value_or(0);
+  if (length > kMaxBody)
+    return (void)fail(413, fmt::format("a body is at most {} bytes", kMaxBody));
+  if (length == 0) {
+    status_ = ParseStatus::Done;
+    return;
+  }
+  request_.body.reserve(static_cast<size_t>(length));
+  body_left_ = length;
+  where_ = Where::Body;
 }
 
 std::string_view reason_phrase(int status) {
   switch (status) {
     case 200: return "OK";
     case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 403: return "Forbidden";
     case 404: return "Not Found";
     case 405: return "Method Not Allowed";
     case 408: return "Request Timeout";
+    case 411: return "Length Required";
+    case 413: return "Content Too Large";
     case 431: return "Request Header Fields Too Large";
     case 500: return "Internal Server Error";
     case 503: return "Service Unavailable";
@@ -213,7 +290,12 @@ std::string serialize(const Response& r, bool head_only) {
       "HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\nConnection: close\r\n"
       "Cache-Control: no-store\r\n",
       r.status, reason_phrase(r.status), r.content_type, r.body.size());
-  if (r.allow_get_head) out += "Allow: GET, HEAD\r\n";
+  if (!r.allow.empty()) {
+    out += fmt::format("Allow: {}\r\n", r.allow);
+  } else if (r.allow_get_head) {
+    out += "Allow: GET, HEAD\r\n";
+  }
+  if (!r.www_authenticate.empty()) out += fmt::format("WWW-Authenticate: {}\r\n", r.www_authenticate);
   out += "\r\n";
   if (!head_only) out += r.body;
   return out;

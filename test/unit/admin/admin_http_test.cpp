@@ -1,5 +1,5 @@
-// The admin port: the strict request parser, routing, and the AdminServer on a real
-// event loop over loopback sockets (limits, deadlines, garbage).
+// The admin port: the strict request parser (head, bodies, path segments), routing, and
+// the AdminServer on a real event loop over loopback sockets (limits, deadlines, garbage).
 #include <doctest/doctest.h>
 #include <ev.h>
 #include <fcntl.h>
@@ -202,6 +202,195 @@ TEST_CASE("admin http: methods are case-sensitive tokens: lowercase parses, then
   http::Response r = admin_response(p.request(), state, 0);
   CHECK(r.status == 405);
   CHECK(r.allow_get_head);
+}
+
+// ------------------------------------------------------------------ bodies
+
+TEST_CASE("admin http: PUT with a body: exactly Content-Length bytes, bytes after it ignored") {
+  RequestParser p = parse("PUT /services/web/backends/127.0.0.1:8001/state HTTP/1.1\r\n"
+                          "Content-Length: 7\r\n\r\n drain\nGET / HTTP/1.1\r\n\r\n");
+  REQUIRE(p.status() == ParseStatus::Done);
+  CHECK(p.request().method == "PUT");
+  CHECK(p.request().content_length == 7u);
+  CHECK(p.request().body == " drain\n");
+  CHECK(p.head_bytes() == std::string_view("PUT /services/web/backends/127.0.0.1:8001/state "
+                                           "HTTP/1.1\r\nContent-Length: 7\r\n\r\n").size());
+  CHECK(p.feed("more") == ParseStatus::Done);
+  CHECK(p.request().body == " drain\n");
+}
+
+TEST_CASE("admin http: a body arriving in later reads is NeedMore until complete") {
+  std::string head = "PUT /x HTTP/1.1\r\nContent-Length: 5\r\n\r\n";
+  RequestParser p;
+  CHECK(p.feed(head) == ParseStatus::NeedMore);
+  CHECK(p.request().body.empty());
+  for (char c : std::string("mai")) CHECK(p.feed(std::string(1, c)) == ParseStatus::NeedMore);
+  CHECK(p.feed({}) == ParseStatus::NeedMore);
+  CHECK(p.feed("nt") == ParseStatus::Done);
+  CHECK(p.request().body == "maint");
+  // Head and the start of the body in one read, the rest later.
+  RequestParser q;
+  CHECK(q.feed("DELETE /x HTTP/1.1\r\nContent-Length: 4\r\n\r\nab") == ParseStatus::NeedMore);
+  CHECK(q.feed("cdEXTRA") == ParseStatus::Done);
+  CHECK(q.request().body == "abcd");
+  // One byte at a time, bare LFs, from the first byte of the request line.
+  std::string all = "PUT /w HTTP/1.0\nContent-Length: 3\n\n100";
+  RequestParser r;
+  for (size_t i = 0; i + 1 < all.size(); ++i) REQUIRE(r.feed(all.substr(i, 1)) == ParseStatus::NeedMore);
+  CHECK(r.feed(all.substr(all.size() - 1)) == ParseStatus::Done);
+  CHECK(r.request().body == "100");
+}
+
+TEST_CASE("admin http: any bytes may be in a body") {
+  std::string body("\0\r\n\x7f\xff\x16 ", 7);
+  RequestParser p = parse("PUT /x HTTP/1.1\r\nContent-Length: 7\r\n\r\n" + body);
+  REQUIRE(p.status() == ParseStatus::Done);
+  CHECK(p.request().body == body);
+}
+
+TEST_CASE("admin http: no Content-Length, or 0, is an empty body (PUT, DELETE, any method)") {
+  for (const char* m : {"PUT", "DELETE", "POST", "FOO", "get"}) {
+    INFO(m);
+    RequestParser p = parse(std::string(m) + " /x HTTP/1.1\r\n\r\n");
+    REQUIRE(p.status() == ParseStatus::Done);
+    CHECK(p.request().body.empty());
+    CHECK_FALSE(p.request().content_length);
+    p = parse(std::string(m) + " /x HTTP/1.1\r\nContent-Length: 0\r\n\r\nignored");
+    REQUIRE(p.status() == ParseStatus::Done);
+    CHECK(p.request().body.empty());
+    CHECK(p.request().content_length == 0u);
+  }
+}
+
+TEST_CASE("admin http: a body over 1 KiB is 413, before any of it arrives") {
+  std::string head = "PUT /x HTTP/1.1\r\nContent-Length: 1024\r\n\r\n";
+  RequestParser p = parse(head + std::string(1024, 'a'));
+  REQUIRE(p.status() == ParseStatus::Done);
+  CHECK(p.request().body.size() == 1024);
+  check_error("PUT /x HTTP/1.1\r\nContent-Length: 1025\r\n\r\n", 413);
+  check_error("DELETE /x HTTP/1.1\r\nContent-Length: 9999999999\r\n\r\n", 413);
+  check_error("FOO /x HTTP/1.1\r\nContent-Length: 0001025\r\n\r\n", 413);
+  // Bad or conflicting values stay 400, whatever their size.
+  check_error("PUT /x HTTP/1.1\r\nContent-Length: 99999999999999999999\r\n\r\n", 400);
+  check_error("PUT /x HTTP/1.1\r\nContent-Length: -1\r\n\r\n", 400);
+  check_error("PUT /x HTTP/1.1\r\nContent-Length: +5\r\n\r\n", 400);
+  check_error("PUT /x HTTP/1.1\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n", 400);
+  check_error("PUT /x HTTP/1.1\r\nContent-Length: 5,5\r\n\r\n", 400);
+  check_error("PUT /x HTTP/1.1\r\nContent-Length: 0x10\r\n\r\n", 400);
+  RequestParser same = parse("PUT /x HTTP/1.1\r\nContent-Length: 2\r\ncontent-length: 2\r\n\r\nok");
+  REQUIRE(same.status() == ParseStatus::Done);
+  CHECK(same.request().body == "ok");
+}
+
+TEST_CASE("admin http: any Transfer-Encoding on a method with a body is 411") {
+  check_error("PUT /x HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\ndrain\r\n0\r\n\r\n", 411);
+  check_error("PUT /x HTTP/1.1\r\nTransfer-Encoding: identity\r\n\r\n", 411);
+  check_error("DELETE /x HTTP/1.1\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\nabc", 411);
+  check_error("PUT /x HTTP/1.0\r\ntransfer-encoding: gzip\r\n\r\n", 411);
+  check_error("POST /x HTTP/1.1\r\nTransfer-Encoding:\r\n\r\n", 411);
+}
+
+TEST_CASE("admin http: GET and HEAD never read a body, as before") {
+  // Content-Length is checked but not waited for, and not limited to 1 KiB.
+  for (const char* m : {"GET", "HEAD"}) {
+    INFO(m);
+    RequestParser p;
+    CHECK(p.feed(std::string(m) + " /stats HTTP/1.1\r\nContent-Length: 5000\r\n\r\n") == ParseStatus::Done);
+    CHECK(p.request().content_length == 5000u);
+    CHECK(p.request().body.empty());
+    p = parse(std::string(m) + " /stats HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc");
+    REQUIRE(p.status() == ParseStatus::Done);
+    CHECK(p.request().body.empty());
+    // Transfer-Encoding alone in HTTP/1.1 is still not an error for them.
+    CHECK(parse(std::string(m) + " / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n").status() ==
+          ParseStatus::Done);
+    check_error(std::string(m) + " / HTTP/1.1\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n", 400);
+    check_error(std::string(m) + " / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n", 400);
+  }
+  CHECK(http::is_read_method("GET"));
+  CHECK(http::is_read_method("HEAD"));
+  CHECK_FALSE(http::is_read_method("get"));
+  CHECK_FALSE(http::is_read_method("PUT"));
+  CHECK_FALSE(http::is_read_method(""));
+}
+
+TEST_CASE("admin http: the head limits stay 8 KiB each, the body comes on top") {
+  std::string line = "PUT /x HTTP/1.1\r\n";
+  std::string cl = "Content-Length: 1024\r\n";
+  std::string pad = "X: ";
+  std::string headers = cl + pad + std::string(RequestParser::kMaxHead - cl.size() - pad.size() - 4, 'v') + "\r\n\r\n";
+  REQUIRE(headers.size() == RequestParser::kMaxHead);
+  RequestParser p = parse(line + headers + std::string(1024, 'b'));
+  REQUIRE(p.status() == ParseStatus::Done);
+  CHECK(p.request().body.size() == 1024);
+  check_error(line + "Content-Length: 1\r\nX: " + std::string(9000, 'v') + "\r\n\r\nb", 431);
+}
+
+TEST_CASE("admin http: Authorization is kept, with how many times it came") {
+  RequestParser p = parse("PUT /x HTTP/1.1\r\nauthorization:   Bearer abc  \r\n\r\n");
+  REQUIRE(p.status() == ParseStatus::Done);
+  CHECK(p.request().authorization == "Bearer abc");
+  CHECK(p.request().authorization_count == 1);
+  p = parse("PUT /x HTTP/1.1\r\nAuthorization: Bearer a\r\nAuthorization: Bearer b\r\n\r\n");
+  REQUIRE(p.status() == ParseStatus::Done);
+  CHECK(p.request().authorization == "Bearer a");
+  CHECK(p.request().authorization_count == 2);
+  p = parse("GET /x HTTP/1.1\r\n\r\n");
+  CHECK(p.request().authorization_count == 0);
+}
+
+TEST_CASE("admin http: split_path splits at / first, then percent-decodes each segment") {
+  std::vector<std::string> s;
+  REQUIRE(http::split_path("/services/web/backends/127.0.0.1:8001/state", s));
+  CHECK(s == std::vector<std::string>{"services", "web", "backends", "127.0.0.1:8001", "state"});
+  REQUIRE(http::split_path("/services/web/backends/%5B%3a%3A1%5d%3A8001/weight", s));
+  CHECK(s[3] == "[::1]:8001");
+  REQUIRE(http::split_path("/services/web/backends/[::1]:8001/weight", s));
+  CHECK(s[3] == "[::1]:8001");
+  REQUIRE(http::split_path("/a%2Fb/c%2fd", s));  // %2F never makes a new segment
+  CHECK(s == std::vector<std::string>{"a/b", "c/d"});
+  REQUIRE(http::split_path("/a%25b/%41+%20", s));  // decoded once; '+' stays '+'
+  CHECK(s == std::vector<std::string>{"a%b", "A+ "});
+  REQUIRE(http::split_path("/%C3%A9", s));  // non-ASCII bytes are fine
+  CHECK(s == std::vector<std::string>{"\xc3\xa9"});
+  REQUIRE(http::split_path("/", s));
+  CHECK(s == std::vector<std::string>{""});
+  REQUIRE(http::split_path("/health/", s));
+  CHECK(s == std::vector<std::string>{"health", ""});
+  REQUIRE(http::split_path("//health", s));
+  CHECK(s == std::vector<std::string>{"", "health"});
+  REQUIRE(http::split_path("/./..", s));  // no normalisation
+  CHECK(s == std::vector<std::string>{".", ".."});
+  // Not a path, bad escapes, control characters: false, nothing kept.
+  for (const char* bad : {"", "*", "health", "/%", "/%4", "/a%", "/%zz", "/%4g", "/%g4", "/ok/%",
+                          "/%00", "/a%0Ab", "/%1f", "/%7F", "/%%41"}) {
+    INFO(bad);
+    s = {"x"};
+    CHECK_FALSE(http::split_path(bad, s));
+    CHECK(s.empty());
+  }
+  REQUIRE(http::split_path("/%7E%80%ff", s));
+  CHECK(s == std::vector<std::string>{"~\x80\xff"});
+}
+
+TEST_CASE("admin answers: Allow and WWW-Authenticate when asked; new reason phrases") {
+  http::Response r = http::error_response(405, "x");
+  r.allow = "PUT";
+  std::string out = http::serialize(r, false);
+  CHECK(out.find("\r\nAllow: PUT\r\n") != std::string::npos);
+  r.allow_get_head = true;  // ALLOW wins
+  out = http::serialize(r, false);
+  CHECK(out.find("\r\nAllow: PUT\r\n") != std::string::npos);
+  CHECK(out.find("GET, HEAD") == std::string::npos);
+  http::Response u = http::error_response(401, "x");
+  u.www_authenticate = "Bearer";
+  out = http::serialize(u, false);
+  CHECK(out.rfind("HTTP/1.1 401 Unauthorized\r\n", 0) == 0);
+  CHECK(out.find("\r\nWWW-Authenticate: Bearer\r\n") != std::string::npos);
+  CHECK(out.find("Allow:") == std::string::npos);
+  CHECK(http::reason_phrase(403) == "Forbidden");
+  CHECK(http::reason_phrase(411) == "Length Required");
+  CHECK(http::reason_phrase(413) == "Content Too Large");
 }
 
 // ------------------------------------------------------------------ routing and answers

@@ -1,0 +1,103 @@
+// The state file (global.state_file): the admin overrides kept across restarts, pure
+// (JSON in and out) plus two small file helpers (an atomic write, a bounded read).
+//
+// An override is held per (service, backend address as /stats shows it): an optional
+// admin state (ready|drain|maint) and an optional weight (1..1000). The file:
+//
+//   {
+//     "version": 1,
+//     "overrides": [
+//       {"service":"web","backend":"127.0.0.1:8001","state":"drain","weight":null},
+//       {"service":"web","backend":"[::1]:8002","state":null,"weight":5}
+//     ]
+//   }
+//
+// (one entry a line, sorted by service, then backend, bytewise; "state"/"weight" null
+// when not overridden; entries that override nothing are left out).
+// Reading is strict: it never throws, and rejects (whole file, with a message naming
+// the place, e.g. "overrides[2].weight: must be an integer 1..1000, got 0") invalid JSON
+// or UTF-8, duplicate keys, unknown keys, a missing or unknown "version", wrong types
+// (a weight of 5.0 or "5" is wrong), states other than the three names, weights out of
+// 1..1000, empty service or backend, two entries for the same backend, an entry that
+// overrides nothing, and nesting deeper than the format has.
+#pragma once
+#include <cstddef>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace l4lb::control {
+
+// The admin state of a backend (INTERFACE "Admin port"). Header-only on purpose: the
+// admin routes (and the fuzz target) use it without linking this file's .cpp.
+enum class AdminState { Ready, Drain, Maint };
+
+inline std::string_view admin_state_name(AdminState s) {
+  switch (s) {
+    case AdminState::Ready: return "ready";
+    case AdminState::Drain: return "drain";
+    case AdminState::Maint: return "maint";
+  }
+  return "ready";
+}
+
+// Exactly "ready", "drain" or "maint" (case-sensitive, no whitespace).
+inline std::optional<AdminState> parse_admin_state(std::string_view s) {
+  if (s == "ready") return AdminState::Ready;
+  if (s == "drain") return AdminState::Drain;
+  if (s == "maint") return AdminState::Maint;
+  return std::nullopt;
+}
+
+constexpr int kMinWeight = 1;
+constexpr int kMaxWeight = 1000;
+
+struct Override {
+  std::optional<AdminState> state;
+  std::optional<int> weight;  // kMinWeight..kMaxWeight
+  bool empty() const { return !state && !weight; }
+  bool operator==(const Override&) const = default;
+};
+
+struct BackendKey {
+  std::string service;
+  std::string backend;  // as /stats shows it: "127.0.0.1:8001", "[::1]:8001"
+  auto operator<=>(const BackendKey&) const = default;
+};
+
+using Overrides = std::map<BackendKey, Override>;
+
+constexpr int kStateFileVersion = 1;
+constexpr size_t kMaxStateFileBytes = 4u << 20;  // 4 MiB
+
+// The file's text (ends in a newline). Stable: the same overrides give the same bytes.
+// Whatever OVERRIDES holds, from_json accepts the result: what the format cannot hold
+// (callers' bugs) is left out — an entry that overrides nothing, an empty service or
+// backend, a name that is not valid UTF-8 (config names and addresses are ASCII); a
+// weight outside 1..1000 is written as null. Never throws but std::bad_alloc.
+std::string to_json(const Overrides& overrides);
+
+// Parses TEXT into OUT (replaced only on success). False with ERROR set, OUT untouched,
+// on anything the format does not allow (see the top of this file). Never throws.
+bool from_json(std::string_view text, Overrides& out, std::string& error);
+
+// Writes CONTENT to PATH atomically: a temporary file in the same directory
+// (".<name>.<pid>.<n>.tmp", O_CREAT|O_EXCL|O_NOFOLLOW, mode 0600), written in full,
+// fsync'd, renamed over PATH, then the directory fsync'd. PATH ends up mode 0600.
+// On any failure before the rename the temporary file is removed and PATH is untouched;
+// a failure of the last step (the directory's fsync) leaves the new PATH in place and
+// no temporary file, and is still reported (false) since durability is not known.
+// After a successful write it also removes temporary files of this same PATH left by
+// a process that no longer exists (a crash between create and rename), so the
+// directory holds nothing else of l4lb's. ERROR: "<what> <file>: <strerror>".
+bool write_atomically(const std::string& path, std::string_view content, std::string& error);
+
+// Reads the regular file PATH into OUT (replaced only on success), at most MAX bytes
+// (more is an error, never a partial read). False with ERROR on failure; MISSING, when
+// given, is set to whether it failed because PATH does not exist (a first start: the
+// caller need not warn). Never blocks on a FIFO (not a regular file: an error).
+bool read_file(const std::string& path, std::string& out, std::string& error,
+               bool* missing = nullptr, size_t max = kMaxStateFileBytes);
+
+}  // namespace l4lb::control

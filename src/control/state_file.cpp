@@ -1,0 +1,423 @@
+#include "l4lb/control/state_file.hpp"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <climits>
+#include <set>
+#include <system_error>
+#include <utility>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace l4lb::control {
+
+namespace {
+
+using nlohmann::json;
+
+// ------------------------------------------------------------------ reading JSON strictly
+
+constexpr size_t kMaxDepth = 3;  // the root object, "overrides", one entry
+
+// Builds the document like nlohmann's own DOM parser, but refuses duplicate keys and
+// nesting deeper than the format has (so a hostile file cannot make deep trees).
+class StrictSax : public nlohmann::json_sax<json> {
+ public:
+  json root;
+  std::string error;
+
+  bool null() override { return put(json(nullptr)); }
+  bool boolean(bool v) override { return put(json(v)); }
+  bool number_integer(number_integer_t v) override { return put(json(v)); }
+  bool number_unsigned(number_unsigned_t v) override { return put(json(v)); }
+  bool number_float(number_float_t v, const string_t&) override { return put(json(v)); }
+  bool string(string_t& v) override { return put(json(std::move(v))); }
+  bool binary(binary_t&) override { return fail("binary values are not JSON"); }
+  bool start_object(std::size_t) override { return open(json::object()); }
+  bool start_array(std::size_t) override { return open(json::array()); }
+  bool end_object() override { return close(); }
+  bool end_array() override { return close(); }
+  bool key(string_t& k) override {
+    if (stack_.back()->contains(k)) return fail("duplicate key " + json(k).dump());
+    key_ = std::move(k);
+    return true;
+  }
+  bool parse_error(std::size_t, const std::string&, const nlohmann::detail::exception& ex) override {
+    std::string what = ex.what();
+    size_t p = what.find("] ");  // drop "[json.exception.parse_error.101] "
+    return fail("invalid JSON: " + (p == std::string::npos ? what : what.substr(p + 2)));
+  }
+
+ private:
+  bool fail(std::string e) {
+    if (error.empty()) error = std::move(e);
+    return false;
+  }
+  json* add(json&& v) {
+    if (stack_.empty()) {
+      root = std::move(v);
+      return &root;
+    }
+    json* top = stack_.back();
+    if (top->is_array()) {
+      top->push_back(std::move(v));
+      return &top->back();
+    }
+    json& slot = (*top)[key_];
+    slot = std::move(v);
+    return &slot;
+  }
+  bool put(json&& v) {
+    add(std::move(v));
+    return true;
+  }
+  bool open(json&& v) {
+    if (stack_.size() >= kMaxDepth) return fail("nested deeper than the format has");
+    stack_.push_back(add(std::move(v)));
+    return true;
+  }
+  bool close() {
+    stack_.pop_back();
+    return true;
+  }
+
+  std::vector<json*> stack_;  // the open containers; pointers stay valid (only the top grows)
+  std::string key_;
+};
+
+// A value as shown in a message: its JSON text, at most about 40 bytes.
+std::string shown(const json& v) {
+  std::string s = v.dump(-1, ' ', false, json::error_handler_t::replace);
+  if (s.size() <= 40) return s;
+  size_t n = 37;
+  while (n > 0 && (static_cast<unsigned char>(s[n]) & 0xC0) == 0x80) --n;  // whole UTF-8 only
+  return s.substr(0, n) + "...";
+}
+
+std::string_view type_name(const json& v) {
+  if (v.is_null()) return "null";
+  if (v.is_boolean()) return "a boolean";
+  if (v.is_number_float()) return "a non-integer number";
+  if (v.is_number()) return "an integer";
+  if (v.is_string()) return "a string";
+  if (v.is_array()) return "an array";
+  return "an object";
+}
+
+bool check_entry(const json& e, const std::string& where, BackendKey& key, Override& o,
+                 std::string& error) {
+  if (!e.is_object()) {
+    error = where + ": must be an object, got " + std::string(type_name(e));
+    return false;
+  }
+  for (const auto& [k, v] : e.items()) {
+    if (k != "service" && k != "backend" && k != "state" && k != "weight") {
+      error = where + ": unknown key " + json(k).dump();
+      return false;
+    }
+  }
+  for (const char* name : {"service", "backend"}) {
+    auto it = e.find(name);
+    if (it == e.end()) {
+      error = where + ": missing \"" + name + "\"";
+      return false;
+    }
+    if (!it->is_string() || it->get_ref<const std::string&>().empty()) {
+      error = where + "." + name + ": must be a non-empty string, got " + shown(*it);
+      return false;
+    }
+  }
+  key.service = e.at("service").get<std::string>();
+  key.backend = e.at("backend").get<std::string>();
+  o = {};
+  if (auto it = e.find("state"); it != e.end() && !it->is_null()) {
+    std::optional<AdminState> s;
+    if (it->is_string()) s = parse_admin_state(it->get_ref<const std::string&>());
+    if (!s) {
+      error = where + ".state: must be \"ready\", \"drain\", \"maint\" or null, got " + shown(*it);
+      return false;
+    }
+    o.state = s;
+  }
+  if (auto it = e.find("weight"); it != e.end() && !it->is_null()) {
+    bool ok = false;
+    if (it->is_number_unsigned()) {
+      auto w = it->get<uint64_t>();
+      ok = w >= static_cast<uint64_t>(kMinWeight) && w <= static_cast<uint64_t>(kMaxWeight);
+      if (ok) o.weight = static_cast<int>(w);
+    }
+    if (!ok) {
+      error = where + ".weight: must be an integer 1..1000 or null, got " + shown(*it);
+      return false;
+    }
+  }
+  if (o.empty()) {
+    error = where + ": overrides nothing (\"state\" and \"weight\" both null)";
+    return false;
+  }
+  return true;
+}
+
+bool check_document(const json& root, Overrides& out, std::string& error) {
+  if (!root.is_object()) {
+    error = "the top level must be an object, got " + std::string(type_name(root));
+    return false;
+  }
+  auto version = root.find("version");
+  if (version == root.end()) {
+    error = "missing \"version\"";
+    return false;
+  }
+  if (!version->is_number_integer()) {
+    error = "version: must be an integer, got " + shown(*version);
+    return false;
+  }
+  if (!version->is_number_unsigned() || version->get<uint64_t>() != static_cast<uint64_t>(kStateFileVersion)) {
+    error = "unsupported version " + shown(*version) + " (this l4lb reads version " +
+            std::to_string(kStateFileVersion) + ")";
+    return false;
+  }
+  for (const auto& [k, v] : root.items()) {
+    if (k != "version" && k != "overrides") {
+      error = "unknown key " + json(k).dump();
+      return false;
+    }
+  }
+  auto list = root.find("overrides");
+  if (list == root.end()) {
+    error = "missing \"overrides\"";
+    return false;
+  }
+  if (!list->is_array()) {
+    error = "overrides: must be an array, got " + std::string(type_name(*list));
+    return false;
+  }
+  Overrides result;
+  for (size_t i = 0; i < list->size(); ++i) {
+    std::string where = "overrides[" + std::to_string(i) + "]";
+    BackendKey key;
+    Override o;
+    if (!check_entry((*list)[i], where, key, o, error)) return false;
+    if (!result.emplace(key, o).second) {
+      error = where + ": a second entry for service " + json(key.service).dump() + " backend " +
+              json(key.backend).dump();
+      return false;
+    }
+  }
+  out = std::move(result);
+  return true;
+}
+
+// ------------------------------------------------------------------ files
+
+std::string sys_error(std::string_view what, const std::string& file, int err) {
+  return std::string(what) + " " + file + ": " + std::system_category().message(err);
+}
+
+// ".<name>.<pid>.<n>.tmp" -> pid; 0 when NAME is not such a temporary file of BASE.
+pid_t temp_owner(std::string_view entry, std::string_view base) {
+  std::string prefix = "." + std::string(base) + ".";
+  constexpr std::string_view suffix = ".tmp";
+  if (entry.size() <= prefix.size() + suffix.size() || entry.substr(0, prefix.size()) != prefix ||
+      entry.substr(entry.size() - suffix.size()) != suffix)
+    return 0;
+  std::string_view mid = entry.substr(prefix.size(), entry.size() - prefix.size() - suffix.size());
+  size_t dot = mid.find('.');
+  if (dot == std::string_view::npos || dot == 0 || dot > 10 || dot + 1 == mid.size()) return 0;
+  for (size_t i = 0; i < mid.size(); ++i)
+    if (i != dot && (mid[i] < '0' || mid[i] > '9')) return 0;
+  long long pid = 0;
+  for (char c : mid.substr(0, dot)) pid = pid * 10 + (c - '0');
+  return pid > 0 && pid <= INT_MAX ? static_cast<pid_t>(pid) : 0;
+}
+
+// Removes the temporary files of BASE in DIR whose writer is gone (a crash mid-write).
+void remove_stale_temps(const std::string& dir, std::string_view base) {
+  DIR* d = ::opendir(dir.c_str());
+  if (!d) return;
+  std::vector<std::string> stale;
+  while (struct dirent* ent = ::readdir(d)) {
+    pid_t pid = temp_owner(ent->d_name, base);
+    if (pid == 0 || pid == ::getpid()) continue;
+    if (::kill(pid, 0) != 0 && errno == ESRCH) stale.emplace_back(ent->d_name);
+  }
+  for (const auto& name : stale) ::unlinkat(::dirfd(d), name.c_str(), 0);
+  ::closedir(d);
+}
+
+}  // namespace
+
+std::string to_json(const Overrides& overrides) {
+  std::string out = "{\n  \"version\": " + std::to_string(kStateFileVersion) + ",\n  \"overrides\": [";
+  bool first = true;
+  for (const auto& [key, o] : overrides) {
+    if (key.service.empty() || key.backend.empty()) continue;
+    int weight = o.weight.value_or(0);  // 0: none (or out of range: left out)
+    if (weight < kMinWeight || weight > kMaxWeight) weight = 0;
+    if (!o.state && weight == 0) continue;
+    std::string line;
+    try {
+      line = "{\"service\":" + json(key.service).dump(-1, ' ', false, json::error_handler_t::strict) +
+             ",\"backend\":" + json(key.backend).dump(-1, ' ', false, json::error_handler_t::strict);
+    } catch (const json::type_error&) {
+      continue;  // not valid UTF-8: JSON cannot hold it
+    }
+    line += ",\"state\":";
+    line += o.state ? "\"" + std::string(admin_state_name(*o.state)) + "\"" : std::string("null");
+    line += ",\"weight\":";
+    line += weight != 0 ? std::to_string(weight) : std::string("null");
+    line += "}";
+    out += first ? "\n    " : ",\n    ";
+    out += line;
+    first = false;
+  }
+  out += first ? "]\n}\n" : "\n  ]\n}\n";
+  return out;
+}
+
+bool from_json(std::string_view text, Overrides& out, std::string& error) {
+  try {
+    if (text.size() > kMaxStateFileBytes) {
+      error = "over " + std::to_string(kMaxStateFileBytes) + " bytes";
+      return false;
+    }
+    StrictSax sax;
+    if (!json::sax_parse(text.begin(), text.end(), &sax, json::input_format_t::json, true, false)) {
+      error = sax.error.empty() ? std::string("invalid JSON") : sax.error;
+      return false;
+    }
+    return check_document(sax.root, out, error);
+  } catch (const std::exception& ex) {  // bad_alloc, or a surprise from the library
+    error = std::string("cannot read: ") + ex.what();
+    return false;
+  } catch (...) {
+    error = "cannot read";
+    return false;
+  }
+}
+
+bool write_atomically(const std::string& path, std::string_view content, std::string& error) {
+  size_t slash = path.rfind('/');
+  std::string base = slash == std::string::npos ? path : path.substr(slash + 1);
+  if (base.empty() || base == "." || base == "..") {
+    error = "not a file path: " + path;
+    return false;
+  }
+  std::string dir = slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
+  std::string prefix = (slash == std::string::npos ? "" : path.substr(0, slash + 1)) + "." + base + ".";
+
+  static std::atomic<unsigned> counter{0};
+  std::string tmp;
+  int fd = -1;
+  for (int attempt = 0; attempt < 100; ++attempt) {
+    tmp = prefix + std::to_string(::getpid()) + "." + std::to_string(counter++) + ".tmp";
+    fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd >= 0 || errno != EEXIST) break;
+  }
+  if (fd < 0) {
+    error = sys_error("cannot create", tmp, errno);
+    return false;
+  }
+  auto fail = [&](std::string_view what, const std::string& file) {
+    int err = errno;
+    if (fd >= 0) ::close(fd);
+    ::unlink(tmp.c_str());
+    error = sys_error(what, file, err);
+    return false;
+  };
+  if (::fchmod(fd, 0600) != 0) return fail("cannot chmod", tmp);  // whatever the umask
+  for (size_t done = 0; done < content.size();) {
+    ssize_t n = ::write(fd, content.data() + done, content.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      if (n == 0) errno = EIO;
+      return fail("cannot write", tmp);
+    }
+    done += static_cast<size_t>(n);
+  }
+  if (::fsync(fd) != 0) return fail("cannot fsync", tmp);
+  int closed = ::close(fd);
+  fd = -1;  // released even when close fails
+  if (closed != 0) return fail("cannot close", tmp);
+  if (::rename(tmp.c_str(), path.c_str()) != 0) return fail("cannot rename onto", path);
+
+  int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd < 0 || ::fsync(dfd) != 0) {
+    error = sys_error("cannot fsync directory", dir, errno);
+    if (dfd >= 0) ::close(dfd);
+    return false;
+  }
+  ::close(dfd);
+  remove_stale_temps(dir, base);
+  return true;
+}
+
+bool read_file(const std::string& path, std::string& out, std::string& error, bool* missing,
+               size_t max) {
+  if (missing) *missing = false;
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+  if (fd < 0) {
+    if (missing) *missing = errno == ENOENT;
+    error = sys_error("cannot open", path, errno);
+    return false;
+  }
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) {
+    error = sys_error("cannot stat", path, errno);
+    ::close(fd);
+    return false;
+  }
+  if (!S_ISREG(st.st_mode)) {
+    error = path + ": not a regular file";
+    ::close(fd);
+    return false;
+  }
+  auto too_big = [&] {
+    error = path + ": over " + std::to_string(max) + " bytes";
+    ::close(fd);
+    return false;
+  };
+  if (st.st_size < 0 || static_cast<uint64_t>(st.st_size) > max) return too_big();
+  std::string text;
+  try {
+    text.resize(static_cast<size_t>(st.st_size) + 1);  // one more: a file that grew is seen
+  } catch (const std::bad_alloc&) {
+    error = path + ": out of memory";
+    ::close(fd);
+    return false;
+  }
+  size_t got = 0;
+  for (;;) {
+    if (got == text.size()) {
+      if (text.size() > max) return too_big();
+      text.resize(std::min(max + 1, text.size() * 2));
+    }
+    ssize_t n = ::read(fd, text.data() + got, text.size() - got);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      error = sys_error("cannot read", path, errno);
+      ::close(fd);
+      return false;
+    }
+    if (n == 0) break;
+    got += static_cast<size_t>(n);
+  }
+  ::close(fd);
+  if (got > max) {
+    error = path + ": over " + std::to_string(max) + " bytes";
+    return false;
+  }
+  text.resize(got);
+  out = std::move(text);
+  return true;
+}
+
+}  // namespace l4lb::control

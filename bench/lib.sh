@@ -354,3 +354,26 @@ start_backends() {
   wait_listen "$P_IPERF" 10 || die "iperf3 -s did not start (see $WORK/backend-iperf3.log)"
   wait_listen "$P_HTTP" 10 || die "backend nginx did not start (see $WORK/backend-nginx.log)"
 }
+
+# ---- other load on the machine (also in bench/run.sh, which defines its own copy) --------
+# bg_busy: CPU use of everything else (both cores, % over 1 s) while the caller is idle, in BG_PCT.
+# wait_quiet: with QUIET_LEFT > 0 (seconds left over the whole run), wait for it to drop below
+# 25%; QUIET_WAITED counts the seconds waited.
+bg_busy() {
+  local a b
+  a=$(awk '$1 ~ /^cpu[0-9]/ {busy += $2 + $3 + $4 + $7 + $8 + $9; tot += $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9} END {print busy, tot}' /proc/stat)
+  sleep 1
+  b=$(awk '$1 ~ /^cpu[0-9]/ {busy += $2 + $3 + $4 + $7 + $8 + $9; tot += $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9} END {print busy, tot}' /proc/stat)
+  BG_PCT=$(awk -v a="$a" -v b="$b" 'BEGIN {split(a, x, " "); split(b, y, " "); d = y[2] - x[2]; printf "%.0f", (d > 0 ? 100 * (y[1] - x[1]) / d : 0)}')
+}
+wait_quiet() {
+  bg_busy
+  while ((BG_PCT > 25 && ${QUIET_LEFT:-0} > 0)); do
+    log "machine busy (${BG_PCT}%), waiting (up to ${QUIET_LEFT}s more)"
+    sleep 4; QUIET_LEFT=$((QUIET_LEFT - 5)); QUIET_WAITED=$((${QUIET_WAITED:-0} + 5))
+    bg_busy
+  done
+}
+
+# thread_ns PID TID : on-CPU nanoseconds of one thread (schedstat).
+thread_ns() { awk '{print $1}' "/proc/$1/task/$2/schedstat" 2>/dev/null || echo 0; }

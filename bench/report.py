@@ -51,7 +51,9 @@ def derive(raw):
                     m[f"cpu_gb{n}"][lb].append(d["lb_cpu_s"] / gb)
                     m[f"cpus_gb{n}"][lb].append(d["lb_cpu_sched_s"] / gb)
                 m[f"core_gb{n}"][lb].append(d["core_s"] / gb)
-        elif test in ("ka", "nc"):
+        elif test in ("ka", "nc", "sni"):
+            if test == "sni" and "check_ok" in d:
+                m["check_ok_sni"][lb].append(d["check_ok"])
             req = d.get("requests")
             if not req:
                 continue
@@ -59,7 +61,7 @@ def derive(raw):
                 m[f"cpu_{test}"][lb].append(d["lb_cpu_s"] * 1e6 / req)
                 m[f"cpus_{test}"][lb].append(d["lb_cpu_sched_s"] * 1e6 / req)
             m[f"core_{test}"][lb].append(d["core_s"] * 1e6 / req)
-            for k in ("p99_ms", "p50_ms", "rps", "errors"):
+            for k in ("p99_ms", "p50_ms", "rps", "errors", "p90_ms", "max_ms"):
                 if k in d:
                     m[f"{k}_{test}"][lb].append(d[k])
         elif test == "round":
@@ -121,6 +123,8 @@ ROWS = [
     ("keep-alive HTTP: p99 latency, ms", "p99_ms_ka", 2, True),
     ("new connection per request: LB CPU µs per connection", "cpu_nc", 1, True),
     ("new connection per request: p99 latency, ms", "p99_ms_nc", 2, True),
+    ("new connection with a ClientHello (SNI routing): LB CPU µs per connection", "cpu_sni", 1, True),
+    ("new connection with a ClientHello (SNI routing): p99 connection time, ms", "p99_ms_sni", 2, True),
     ("idle connections: LB RSS KiB per connection", "rss_kib_per_conn", 2, True),
     ("idle connections: LB fds per connection", "fds_per_conn", 2, True),
     ("idle connections: kernel KiB per connection, LB's share (slab+TCP mem, minus direct)", "kmem_lb_per_conn", 1, True),
@@ -132,6 +136,11 @@ DETAIL_ROWS = [
     ("new connection: connections/s (generator-bound)", "rps_nc", 0),
     ("new connection: p50, ms", "p50_ms_nc", 3),
     ("wrk errors, keep-alive / new connection", None, 0),
+    ("SNI routing: connections/s (the balancer's core may be the limit: see LB core busy)", "rps_sni", 0),
+    ("SNI routing: connection time p50 / p90 / max, ms", ("p50_ms_sni", "p90_ms_sni", "max_ms_sni"), 3),
+    ("SNI routing: connections with a wrong or no reply", "errors_sni", 0),
+    ("SNI routing: routing check passed (repeats)", "check_sni", 0),
+    ("SNI routing: LB CPU µs per connection from schedstat (ns) / LB core busy µs per connection", ("cpus_sni", "core_sni"), 1),
     ("LB CPU s per GB, 1 / 8 streams — from schedstat (ns)", ("cpus_gb1", "cpus_gb8"), 3),
     ("LB CPU µs per request / per connection — from schedstat (ns)", ("cpus_ka", "cpus_nc"), 2),
     ("LB core busy (incl. softirq) s per GB, 1 / 8 streams", ("core_gb1", "core_gb8"), 3),
@@ -193,6 +202,23 @@ def main():
       "(/proc/PID/stat) over the run, divided by the work done. On 2 cores the generator core saturates "
       "first, so throughput and requests/s mostly measure the generator; compare CPU per unit of work, "
       "latency and memory.")
+    if any(m[k] for k in ("check_ok_sni", "cpu_sni", "p99_ms_sni")):
+        w("")
+        w(f"*SNI routing*: bench/sni_client.c, {meta.get('sni_c', '?')} connections in parallel for "
+          f"{meta.get('wrk_t')} s, each a new connection that sends one captured TLS ClientHello "
+          f"({meta.get('sni_hello_bytes', '?')} bytes, from Python's ssl, {meta.get('python_ssl', '?')}; no TLS "
+          "work on either side), reads the backend's reply (5 bytes) until the backend closes, and closes. "
+          "The names a.bench.test, b.bench.test, c.bench.test and x.w.bench.test in turn, on one listen address "
+          "shared by four routes (three exact names, one wildcard `*.w.bench.test`), each to its own port "
+          "of one backend (bench/sni_backend.c, which reads the hello and answers with its port's name). "
+          "The balancer runs in a process of its own for this test, with only that listener. Before the "
+          "load, a routing check: each name reaches its own backend (the wildcard also two labels deep, "
+          "a name in upper case too), and a name that matches nothing — and the wildcard's bare suffix — is "
+          "closed without a reply (no default route is configured). Connection time = connect() to the "
+          "backend's close, as the client sees it (wrk's new-connection latency starts after connect). "
+          "`direct`: the client against the backend's first port, no routing. Unlike the wrk loads, this "
+          "one can saturate the balancer's core (LB CPU near the run time): the connection time is then "
+          "mostly queueing behind the other connections, so compare CPU per connection first.")
     w("")
     bg = [v for vals in m["bg_pct"].values() for v in vals]
     busy = {lb: statistics.median(v) for lb, v in m["bg_pct"].items() if v}
@@ -209,6 +235,8 @@ def main():
     w("| per core | " + " | ".join(TITLES[lb] for lb in lbs) + " |")
     w("|---|" + "---|" * len(lbs))
     for label, key, digits, _ in ROWS:
+        if key.endswith("_sni") and not any(m[key].values()):
+            continue
         w(f"| {label} | " + " | ".join(cell(m[key].get(lb), digits) for lb in lbs) + " |")
     w("")
     w("### Ratios (medians)")
@@ -219,6 +247,8 @@ def main():
     w("| metric | " + " | ".join(TITLES[lb] for lb in lbs if lb != "direct") + " |")
     w("|---|" + "---|" * len([lb for lb in lbs if lb != "direct"]))
     for label, key, digits, _ in ROWS:
+        if key.endswith("_sni") and not any(m[key].values()):
+            continue
         d = med(m[key].get("direct", []))
         h = med(m[key].get("haproxy", []))
         cells = []
@@ -312,9 +342,15 @@ def main():
     w("| | " + " | ".join(TITLES[lb] for lb in lbs) + " |")
     w("|---|" + "---|" * len(lbs))
     for label, key, digits in DETAIL_ROWS:
+        keys = key if isinstance(key, tuple) else ("check_ok_sni" if key == "check_sni" else key,)
+        if all(k and k.endswith("_sni") for k in keys) and not any(m[k] for k in keys):
+            continue  # no sni test in this run
         cells = []
         for lb in lbs:
-            if key is None:
+            if key == "check_sni":
+                v = m["check_ok_sni"].get(lb)
+                cells.append(f"{int(sum(v))} of {len(v)}" if v else "—")
+            elif key is None:
                 cells.append(f"{fmt(med(m['errors_ka'].get(lb, [])), 0)} / {fmt(med(m['errors_nc'].get(lb, [])), 0)}")
             elif isinstance(key, tuple):
                 cells.append(" / ".join(cell(m[k].get(lb), digits, spread=False) for k in key))
@@ -354,12 +390,23 @@ def main():
     w(f"taskset -c {g} wrk -c{wc} -t1 -d{wt}s --latency --timeout 5s -H 'Connection: close' http://127.0.0.1:$PORT/")
     w(f"taskset -c {g} python3 bench/idle_client.py 127.0.0.1 $PORT {n} READY_FILE   "
       "# sources 127.0.0.2-5, then LB VmRSS and /proc/PID/fd are read")
+    if meta.get("sni_c"):
+        w("# sni (bench/sni_lib.sh): backend, balancer in its own process, check, load")
+        w(f"taskset -c {g} $WORK/sni/sni_backend $P_SNI_A=sni-a $P_SNI_B=sni-b $P_SNI_C=sni-c $P_SNI_W=sni-w")
+        w(f"taskset -c {l} haproxy -db -f $WORK/haproxy-sni/haproxy.cfg   # or nginx -c $WORK/nginx-sni/nginx.conf, "
+          "$L4LB_BIN -c $WORK/l4lb-sni/l4lb.yaml")
+        w(f"taskset -c {g} $WORK/sni/sni_client check 127.0.0.1 $P_LB_SNI $WORK/sni/hello-a.bench.test.bin=sni-a ... "
+          "$WORK/sni/hello-nomatch.other.test.bin=-")
+        w(f"taskset -c {g} $WORK/sni/sni_client run 127.0.0.1 $P_LB_SNI {meta.get('sni_c')} {wt} "
+          "$WORK/sni/hello-a.bench.test.bin=sni-a $WORK/sni/hello-b.bench.test.bin=sni-b "
+          "$WORK/sni/hello-c.bench.test.bin=sni-c $WORK/sni/hello-x.w.bench.test.bin=sni-w")
     w("```")
     w("")
     w("### Generated configurations")
     w("")
     for name, fname in (("haproxy", "haproxy.cfg"), ("haproxy-splice", "haproxy.cfg"), ("nginx", "nginx.conf"),
-                        ("l4lb", "l4lb.yaml"), ("backend-nginx", "nginx.conf")):
+                        ("l4lb", "l4lb.yaml"), ("backend-nginx", "nginx.conf"), ("haproxy-sni", "haproxy.cfg"),
+                        ("nginx-sni", "nginx.conf"), ("l4lb-sni", "l4lb.yaml")):
         path = os.path.join(a.configs, name, fname)
         if not os.path.exists(path):
             continue

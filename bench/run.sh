@@ -2,18 +2,21 @@
 # bench/run.sh — side-by-side benchmark of l4lb against HAProxy and nginx stream.
 #
 # usage: bench/run.sh [--quick] [--repeats N] [--only LIST] [--out FILE] [--keep]
-#   --quick        ~2 minutes: 1 repeat, short runs (default: 3 repeats, < 10 minutes)
+#   --quick        ~2.5 minutes: 1 repeat, short runs (default: 3 repeats, < 11 minutes)
 #   --repeats N    repeats per measurement (median and min–max are reported)
 #   --only LIST    comma-separated subset of: direct,haproxy,haproxy-splice,nginx,floor,l4lb
 #                  (floor = bench/floor_proxy.c, the least any read/write proxy does per request:
 #                  a yardstick, run for the ka and nc tests only; it needs a C compiler)
-#   --tests LIST   comma-separated subset of: bulk1,bulk8,ka,nc,idle
+#   --tests LIST   comma-separated subset of: bulk1,bulk8,ka,nc,idle,sni
+#                  (sni: new connections that each send a captured TLS ClientHello to an address
+#                  shared by 4 services routed by server name; direct, haproxy, nginx and l4lb
+#                  only, each in a balancer process of its own; needs a C compiler; bench/sni_lib.sh)
 #   --out FILE     results file (default bench/results.md)
 #   --keep         keep the work directory (configs, logs, raw outputs) in /tmp
 #   --wait-quiet S before each balancer round, wait (at most S s in total) for other load on
 #                  the machine to drop below 25% (it is always measured and reported)
 # env: L4LB_BIN (default build/l4lb), L4LB_DESC (free text: what that binary is), BENCH_PORT_BASE (default 61200),
-#      BENCH_IDLE_CONNS (default 9800), BENCH_GEN_CPU (0), BENCH_LB_CPU (1)
+#      BENCH_IDLE_CONNS (default 9800), BENCH_GEN_CPU (0), BENCH_LB_CPU (1), BENCH_SNI_CONNS (64)
 #
 # Method: loopback only; the balancer alone on CPU $LB_CPU (taskset), load generators and
 # backends on CPU $GEN_CPU; one worker/thread per balancer. Per unit of work the balancer's
@@ -21,11 +24,12 @@
 # and after each run. Installs nothing.
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+. "$(dirname "${BASH_SOURCE[0]}")/sni_lib.sh"
 
 QUICK=0
 REPEATS=
 ONLY="direct,haproxy,haproxy-splice,nginx,floor,l4lb"
-TESTS="bulk1,bulk8,ka,nc,idle"
+TESTS="bulk1,bulk8,ka,nc,idle,sni"
 OUT="$BENCH_DIR/results.md"
 KEEP=0
 QUIET_LEFT=0
@@ -40,7 +44,7 @@ while (($#)); do
     --out) OUT=$2; shift ;;
     --keep) KEEP=1 ;;
     --wait-quiet) QUIET_LEFT=$2; QUIET_ARG=$2; shift ;;
-    -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
     *) die "unknown argument $1 (see --help)" ;;
   esac
   shift
@@ -67,9 +71,15 @@ NGINX_STREAM_SO=$(find_stream_module || true)
 ((${#missing[@]} == 0)) || die "missing: ${missing[*]} — install them (Debian: apt-get install haproxy nginx libnginx-mod-stream iperf3 wrk python3 util-linux iproute2 procps) and rerun"
 [[ -x $L4LB_BIN ]] || die "l4lb binary $L4LB_BIN not found: run 'make build/l4lb' or set L4LB_BIN"
 (($(nproc) >= 2)) || die "needs at least 2 CPUs (balancer on CPU $LB_CPU, generators on CPU $GEN_CPU)"
-for p in "$P_IPERF" "$P_HTTP" "$P_LB_BULK" "$P_LB_HTTP"; do
+[[ $TESTS == sni ]] || for p in "$P_IPERF" "$P_HTTP" "$P_LB_BULK" "$P_LB_HTTP"; do
   port_busy "$p" && die "port $p is in use (set BENCH_PORT_BASE)"
 done
+if [[ ",$TESTS," == *",sni,"* ]]; then
+  command -v "${CC:-cc}" >/dev/null 2>&1 || die "the sni test needs a C compiler (set CC)"
+  for p in "$P_SNI_A" "$P_SNI_B" "$P_SNI_C" "$P_SNI_W" "$P_LB_SNI"; do
+    port_busy "$p" && die "port $p is in use (set BENCH_PORT_BASE)"
+  done
+fi
 
 bench_renice
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -208,6 +218,28 @@ run_idle() {  # LB REP
   for ((i = 0; i < 100; i++)); do (($(established_on "$P_HTTP") == 0)) && break; sleep 0.1; done
 }
 
+run_sni() {  # LB REP : new connection with a ClientHello, routed by server name (bench/sni_lib.sh)
+  local lb=$1 rep=$2 out="$WORK/sni-$1-$2.txt"
+  sni_start_lb "$lb"
+  # routing check first: each name to its backend, names that match nothing closed
+  if ! sni_check "$lb"; then
+    log "sni routing check FAILED ($lb): not measured; see below"
+    cat "$WORK/sni-check-$lb.txt" >&2
+    raw "$lb" "$rep" sni check_ok 0
+    sni_stop_lb; return 0
+  fi
+  raw "$lb" "$rep" sni check_ok 1
+  snap
+  sni_load "$lb" "$out" || { log "sni_client failed ($lb): $(head -c 300 "$out")"; sni_stop_lb; return 0; }
+  record_cpu "$lb" "$rep" sni
+  # conns -> requests (report.py divides LB CPU by it, as for wrk), cps -> rps
+  awk -F= -v k="$lb"$'\t'"$rep"$'\tsni' '
+    $1 == "conns" {print k "\trequests\t" $2} $1 == "cps" {print k "\trps\t" $2}
+    $1 ~ /^(errors|seconds|p50_ms|p90_ms|p99_ms|max_ms)$/ {print k "\t" $1 "\t" $2}' "$out" >>"$RAW"
+  sni_stop_lb
+  sleep 0.5
+}
+
 # CPU use of everything else (both cores, % over 1 s) while this benchmark is idle, in BG_PCT.
 # With --wait-quiet S, wait up to S seconds (over the whole run) for it to drop below 25%.
 bg_busy() {
@@ -228,24 +260,48 @@ wait_quiet() {
 
 has_test() { [[ ",$TESTS," == *",$1,"* ]]; }
 # runs LB TEST: whether TEST is measured for balancer LB (the floor proxy does request/response only)
-runs() { has_test "$2" && { [[ $1 != floor ]] || [[ $2 == ka || $2 == nc ]]; }; }
+# (sni: direct, haproxy, nginx and l4lb only)
+runs() {
+  has_test "$2" || return 1
+  case $2 in
+    sni) [[ $1 == direct || $1 == haproxy || $1 == nginx || $1 == l4lb ]] ;;
+    *) [[ $1 != floor ]] || [[ $2 == ka || $2 == nc ]] ;;
+  esac
+}
 # seconds one round of LB takes, roughly
 lb_seconds() {
   local lb=$1
   echo $(( $(runs "$lb" bulk1 && echo "$BULK_T" || echo 0) + $(runs "$lb" bulk8 && echo "$BULK_T" || echo 0) \
     + $(runs "$lb" ka && echo "$WRK_T" || echo 0) + $(runs "$lb" nc && echo "$WRK_T" || echo 0) \
-    + $(runs "$lb" idle && echo 8 || echo 0) + 4 ))
+    + $(runs "$lb" idle && echo 8 || echo 0) + $(runs "$lb" sni && echo $((WRK_T + 2)) || echo 0) + 4 ))
 }
 
 # ---- run -----------------------------------------------------------------------------------
 
 log "work dir $WORK; repeats $REPEATS; bulk ${BULK_T}s; wrk ${WRK_T}s; idle $IDLE_N conns; balancers $ONLY"
 T_START=$SECONDS
-start_backends
-sleep 0.5
 IFS=, read -r -a LBS <<<"$ONLY"
+SNI_ANY=0
+MAIN_ANY=0   # any test that uses the iperf3 and nginx backends
+for lb in "${LBS[@]}"; do
+  runs "$lb" sni && SNI_ANY=1
+  runs "$lb" bulk1 || runs "$lb" bulk8 || runs "$lb" ka || runs "$lb" nc || runs "$lb" idle && MAIN_ANY=1
+done
+((MAIN_ANY)) && start_backends
+if ((SNI_ANY)); then
+  sni_prepare
+  sni_start_backend
+  log "sni: ClientHello of $SNI_HELLO_BYTES bytes; $SNI_C connections for ${WRK_T}s"
+fi
+sleep 0.5
 ROUND_EST=0
-for lb in "${LBS[@]}"; do ROUND_EST=$((ROUND_EST + $(lb_seconds "$lb"))); done
+SNI_ROUND=0
+for lb in "${LBS[@]}"; do
+  ROUND_EST=$((ROUND_EST + $(lb_seconds "$lb")))
+  runs "$lb" sni && SNI_ROUND=$((SNI_ROUND + WRK_T + 2))
+done
+# the sni test came after the budget was set: give it its own time, not that of the others
+BUDGET=$((BUDGET + REPEATS * SNI_ROUND))
 DONE_REPS=0
 for ((rep = 1; rep <= REPEATS; rep++)); do
   # stay inside the time budget: never start a round that would overrun it
@@ -260,13 +316,16 @@ for ((rep = 1; rep <= REPEATS; rep++)); do
     wait_quiet
     log "repeat $rep/$REPEATS: $lb (other load: ${BG_PCT}% of both CPUs)"
     raw "$lb" "$rep" round bg_pct "$BG_PCT"
-    start_lb "$lb"
-    runs "$lb" bulk1 && run_bulk "$lb" "$rep" 1
-    runs "$lb" bulk8 && run_bulk "$lb" "$rep" 8
-    runs "$lb" ka && run_wrk "$lb" "$rep" ka
-    runs "$lb" nc && run_wrk "$lb" "$rep" nc
-    runs "$lb" idle && run_idle "$lb" "$rep"
-    stop_lb
+    if runs "$lb" bulk1 || runs "$lb" bulk8 || runs "$lb" ka || runs "$lb" nc || runs "$lb" idle; then
+      start_lb "$lb"
+      runs "$lb" bulk1 && run_bulk "$lb" "$rep" 1
+      runs "$lb" bulk8 && run_bulk "$lb" "$rep" 8
+      runs "$lb" ka && run_wrk "$lb" "$rep" ka
+      runs "$lb" nc && run_wrk "$lb" "$rep" nc
+      runs "$lb" idle && run_idle "$lb" "$rep"
+      stop_lb
+    fi
+    runs "$lb" sni && run_sni "$lb" "$rep"
   done
   DONE_REPS=$rep
 done
@@ -289,6 +348,8 @@ cleanup_all
   echo "wrk_t=$WRK_T"
   echo "wrk_c=$WRK_C"
   echo "idle_n=$IDLE_N"
+  ((SNI_ANY)) && echo "sni_c=$SNI_C" && echo "sni_hello_bytes=$SNI_HELLO_BYTES" \
+    && echo "python_ssl=$(python3 -c 'import ssl; print(ssl.OPENSSL_VERSION)')"
   echo "elapsed=$ELAPSED"
   echo "quiet_waited=$QUIET_WAITED"
   echo "load=$LOAD_BEFORE before, $(cut -d' ' -f1-3 /proc/loadavg) after (1/5/15-min load averages)"
@@ -297,7 +358,7 @@ cleanup_all
   echo "lb_cpu=$LB_CPU"
   echo "gen_cpu=$GEN_CPU"
   echo "cmdline=$([[ $L4LB_BIN_ORIG != "$ROOT_DIR/build/l4lb" ]] && echo "L4LB_BIN=$L4LB_BIN_ORIG ")bench/run.sh$( ((QUICK)) && echo ' --quick')$( ((QUIET_ARG)) && echo " --wait-quiet $QUIET_ARG")"
-  echo "ports=iperf3 $P_IPERF, http backend $P_HTTP, balancer bulk $P_LB_BULK, balancer http $P_LB_HTTP"
+  echo "ports=iperf3 $P_IPERF, http backend $P_HTTP, balancer bulk $P_LB_BULK, balancer http $P_LB_HTTP$( ((SNI_ANY)) && echo ", sni backends $P_SNI_A-$P_SNI_W, balancer sni $P_LB_SNI")"
 } >"$WORK/meta.txt"
 python3 "$BENCH_DIR/report.py" --raw "$RAW" --meta "$WORK/meta.txt" --configs "$WORK" --out "$OUT"
 cp "$RAW" "${OUT%.md}.raw.tsv"

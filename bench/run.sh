@@ -240,24 +240,6 @@ run_sni() {  # LB REP : new connection with a ClientHello, routed by server name
   sleep 0.5
 }
 
-# CPU use of everything else (both cores, % over 1 s) while this benchmark is idle, in BG_PCT.
-# With --wait-quiet S, wait up to S seconds (over the whole run) for it to drop below 25%.
-bg_busy() {
-  local a b
-  a=$(awk '$1 ~ /^cpu[0-9]/ {busy += $2 + $3 + $4 + $7 + $8 + $9; tot += $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9} END {print busy, tot}' /proc/stat)
-  sleep 1
-  b=$(awk '$1 ~ /^cpu[0-9]/ {busy += $2 + $3 + $4 + $7 + $8 + $9; tot += $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9} END {print busy, tot}' /proc/stat)
-  BG_PCT=$(awk -v a="$a" -v b="$b" 'BEGIN {split(a, x, " "); split(b, y, " "); d = y[2] - x[2]; printf "%.0f", (d > 0 ? 100 * (y[1] - x[1]) / d : 0)}')
-}
-wait_quiet() {
-  bg_busy
-  while ((BG_PCT > 25 && QUIET_LEFT > 0)); do
-    log "machine busy (${BG_PCT}%), waiting (up to ${QUIET_LEFT}s more)"
-    sleep 4; QUIET_LEFT=$((QUIET_LEFT - 5)); QUIET_WAITED=$((QUIET_WAITED + 5))
-    bg_busy
-  done
-}
-
 has_test() { [[ ",$TESTS," == *",$1,"* ]]; }
 # runs LB TEST: whether TEST is measured for balancer LB (the floor proxy does request/response only)
 # (sni: direct, haproxy, nginx and l4lb only)

@@ -28,7 +28,7 @@ srcs() {  # the l4lb sources (and libraries) each target links
     duration)      echo src/base/duration.cpp ;;
     address)       echo src/base/address.cpp ;;
     status_line)   echo src/health/http_probe.cpp -lfmt ;;
-    admin_request) echo src/admin/admin_http.cpp src/admin/routes.cpp src/control/state_file.cpp -lfmt ;;
+    admin_request) echo src/admin/admin_http.cpp src/admin/routes.cpp src/control/state_file.cpp src/base/text.cpp -lfmt ;;
     proxy_header)  echo src/dataplane/proxy_header.cpp src/base/address.cpp ;;
     client_hello)  echo src/dataplane/client_hello.cpp ;;
     *) echo "unknown fuzz target: $1" >&2; return 1 ;;

@@ -1,5 +1,7 @@
 #include "l4lb/admin/admin_http.hpp"
 
+#include "l4lb/base/text.hpp"
+
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -23,17 +25,6 @@ bool is_token(std::string_view s) {
   if (s.empty()) return false;
   for (char c : s)
     if (!is_tchar(static_cast<unsigned char>(c))) return false;
-  return true;
-}
-
-bool iequals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i) {
-    char x = a[i], y = b[i];
-    if (x >= 'A' && x <= 'Z') x = static_cast<char>(x - 'A' + 'a');
-    if (y >= 'A' && y <= 'Z') y = static_cast<char>(y - 'A' + 'a');
-    if (x != y) return false;
-  }
   return true;
 }
 

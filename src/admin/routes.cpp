@@ -1,5 +1,7 @@
 #include "l4lb/admin/routes.hpp"
 
+#include "l4lb/base/text.hpp"
+
 #include <nlohmann/json.hpp>
 
 namespace l4lb::admin {
@@ -15,17 +17,6 @@ std::string_view trim_body(std::string_view s) {
   while (!s.empty() && ws(s.front())) s.remove_prefix(1);
   while (!s.empty() && ws(s.back())) s.remove_suffix(1);
   return s;
-}
-
-bool iequals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i) {
-    char x = a[i], y = b[i];
-    if (x >= 'A' && x <= 'Z') x = static_cast<char>(x - 'A' + 'a');
-    if (y >= 'A' && y <= 'Z') y = static_cast<char>(y - 'A' + 'a');
-    if (x != y) return false;
-  }
-  return true;
 }
 
 Route found(Endpoint e, std::string service = {}, std::string backend = {}) {

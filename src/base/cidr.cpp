@@ -1,6 +1,8 @@
 // CIDR parsing and the set of CIDRs: one hash probe per distinct prefix length.
 #include "l4lb/base/cidr.hpp"
 
+#include "l4lb/base/hash.hpp"
+
 #include <arpa/inet.h>
 
 #include <algorithm>
@@ -46,14 +48,6 @@ const std::array<WordMask, 129>& word_masks() {
   return table;
 }
 
-uint64_t fmix64(uint64_t h) {
-  h ^= h >> 33;
-  h *= 0xff51afd7ed558ccdull;
-  h ^= h >> 33;
-  h *= 0xc4ceb9fe1a85ec53ull;
-  h ^= h >> 33;
-  return h;
-}
 
 std::string format(int family, const std::array<uint8_t, 16>& bytes) {
   char buf[INET6_ADDRSTRLEN] = "";

@@ -1,5 +1,7 @@
 #include "l4lb/dataplane/sni_table.hpp"
 
+#include "l4lb/base/hash.hpp"
+
 #include "l4lb/dataplane/client_hello.hpp"
 
 namespace l4lb {
@@ -22,14 +24,7 @@ uint64_t suffix_hash(std::string_view s) {
 }
 
 // FNV's low bits mix poorly; the slot comes from all 64 (MurmurHash3's finalizer).
-uint64_t mix(uint64_t h) {
-  h ^= h >> 33;
-  h *= 0xff51afd7ed558ccdull;
-  h ^= h >> 33;
-  h *= 0xc4ceb9fe1a85ec53ull;
-  h ^= h >> 33;
-  return h;
-}
+uint64_t mix(uint64_t h) { return fmix64(h); }
 
 bool equal_lower(std::string_view name, std::string_view key) {
   if (name.size() != key.size()) return false;

@@ -15,6 +15,7 @@
 #include <span>
 
 #include "l4lb/base/address.hpp"
+#include "l4lb/base/hash.hpp"
 #include "l4lb/balance/backend.hpp"
 #include "l4lb/config/config.hpp"
 
@@ -69,15 +70,6 @@ std::unique_ptr<Selector> make_selector(Algorithm algorithm);
 
 // Fixed hashes (the same on every machine and every run; not std::hash), so that two
 // l4lb instances with the same config make the same choices.
-// murmur3's 64-bit finalizer: a bijection with full avalanche.
-constexpr uint64_t fmix64(uint64_t k) {
-  k ^= k >> 33;
-  k *= 0xff51afd7ed558ccdULL;
-  k ^= k >> 33;
-  k *= 0xc4ceb9fe1a85ec53ULL;
-  k ^= k >> 33;
-  return k;
-}
 // 64-bit FNV-1a over the bytes, finished with fmix64 for avalanche.
 uint64_t hash_bytes(const void* data, size_t size, uint64_t seed = 0);
 // A client: its IP address only (not the port); an IPv4-mapped IPv6 address hashes

@@ -15,4 +15,7 @@ enum class Quoting { Raw, Escaped };
 // S as shown in a message: in double quotes, cut to MAX bytes with "..." before the last quote.
 std::string quoted(std::string_view s, size_t max = 60, Quoting how = Quoting::Raw);
 
+// ASCII case-insensitive equality (header names, schemes).
+bool iequals(std::string_view a, std::string_view b);
+
 }  // namespace l4lb

@@ -20,9 +20,9 @@ namespace l4lb {
 
 Session::Session(Worker& worker, std::shared_ptr<Service> service, UniqueFd client,
                  const Address& peer, Admission admission, std::optional<Address> local)
-    : admission_(std::move(admission)),
-      worker_(worker),
+    : worker_(worker),
       service_(std::move(service)),
+      admission_(std::move(admission)),
       peer_(peer),
       local_(local),
       client_(std::move(client)) {

@@ -71,10 +71,10 @@ class Session : public ListLinks<Session> {  // in its Worker's list
   void finish(Ending ending, int error = 0);
   void reap_if_done();
 
-  // First: given back last, once both sockets below are closed.
-  Admission admission_;            // this client's places under the connection limits
   Worker& worker_;
-  std::shared_ptr<Service> service_;
+  std::shared_ptr<Service> service_;  // before admission_: its seat points into the service
+  // Before the sockets: given back once both sockets below are closed.
+  Admission admission_;            // this client's places under the connection limits
   Address peer_;                   // the client (a PROXY header's source where there was one)
   std::optional<Address> local_;   // a PROXY header's destination (else the socket's address)
   UniqueFd client_;

@@ -236,11 +236,11 @@ backend be_http
 EOF
 }
 
-# nginx stream balancer, 1 worker.
-gen_nginx_stream() {
+# The start of an nginx stream balancer's config (1 worker; DIR for its pid and log), up to
+# the open stream block: the caller adds its servers and the closing brace.
+nginx_stream_head() {
   local dir=$1
-  mkdir -p "$dir"
-  cat >"$dir/nginx.conf" <<EOF
+  cat <<EOF
 load_module $NGINX_STREAM_SO;
 worker_processes 1;
 daemon off;
@@ -251,6 +251,14 @@ events { worker_connections 19990; }
 stream {
     proxy_connect_timeout 5s;
     proxy_timeout 1h;
+EOF
+}
+
+# nginx stream balancer, 1 worker.
+gen_nginx_stream() {
+  local dir=$1
+  mkdir -p "$dir"
+  { nginx_stream_head "$dir"; cat <<EOF
     server {
         listen 127.0.0.1:$P_LB_BULK backlog=4096;
         proxy_pass 127.0.0.1:$P_IPERF;
@@ -261,6 +269,7 @@ stream {
     }
 }
 EOF
+  } >"$dir/nginx.conf"
 }
 
 gen_l4lb() {

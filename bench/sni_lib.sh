@@ -98,17 +98,7 @@ EOF
 gen_nginx_sni() {
   local dir=$1
   mkdir -p "$dir"
-  cat >"$dir/nginx.conf" <<EOF
-load_module $NGINX_STREAM_SO;
-worker_processes 1;
-daemon off;
-pid $dir/nginx.pid;
-error_log $dir/error.log warn;
-worker_rlimit_nofile 20000;
-events { worker_connections 19990; }
-stream {
-    proxy_connect_timeout 5s;
-    proxy_timeout 1h;
+  { nginx_stream_head "$dir"; cat <<EOF
     preread_timeout 5s;
     map \$ssl_preread_server_name \$sni_upstream {
         hostnames;
@@ -125,6 +115,7 @@ stream {
     }
 }
 EOF
+  } >"$dir/nginx.conf"
 }
 
 gen_l4lb_sni() {

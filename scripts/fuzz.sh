@@ -24,11 +24,11 @@ flags=(-std=c++20 -g -O1 -fno-omit-frame-pointer -fsanitize=fuzzer,address,undef
 
 srcs() {  # the l4lb sources (and libraries) each target links
   case $1 in
-    config)        echo src/config/config.cpp src/base/address.cpp src/base/duration.cpp src/base/text.cpp src/base/cidr.cpp src/dataplane/sni_table.cpp src/dataplane/client_hello.cpp -lyaml-cpp -lfmt ;;
+    config)        echo src/config/config.cpp src/base/address.cpp src/base/duration.cpp src/base/text.cpp src/base/cidr.cpp src/base/file.cpp src/dataplane/sni_table.cpp src/dataplane/client_hello.cpp -lyaml-cpp -lfmt ;;
     duration)      echo src/base/duration.cpp src/base/text.cpp ;;
     address)       echo src/base/address.cpp src/base/text.cpp ;;
     status_line)   echo src/health/http_probe.cpp -lfmt ;;
-    admin_request) echo src/admin/admin_http.cpp src/admin/routes.cpp src/control/state_file.cpp src/base/text.cpp -lfmt ;;
+    admin_request) echo src/admin/admin_http.cpp src/admin/routes.cpp src/control/state_file.cpp src/base/text.cpp src/base/file.cpp -lfmt ;;
     proxy_header)  echo src/dataplane/proxy_header.cpp src/base/address.cpp src/base/text.cpp ;;
     client_hello)  echo src/dataplane/client_hello.cpp ;;
     *) echo "unknown fuzz target: $1" >&2; return 1 ;;

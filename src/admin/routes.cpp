@@ -94,24 +94,6 @@ bool token_equal(std::string_view a, std::string_view b) {
   return diff == 0;
 }
 
-bool token_from_file(std::string_view contents, std::string& token, std::string& error) {
-  while (!contents.empty() && (contents.back() == '\n' || contents.back() == '\r'))
-    contents.remove_suffix(1);
-  if (contents.empty()) {
-    error = "the token file holds no token";
-    return false;
-  }
-  for (char c : contents) {
-    auto u = static_cast<unsigned char>(c);
-    if (u < 0x21 || u > 0x7e) {
-      error = "the token must be visible ASCII characters only (no spaces, no control characters)";
-      return false;
-    }
-  }
-  token.assign(contents);
-  return true;
-}
-
 Auth check_authorization(std::string_view header, std::string_view token) {
   constexpr std::string_view scheme = "Bearer";
   if (token.empty()) return Auth::Wrong;

@@ -24,6 +24,7 @@
 #include <tuple>
 #include <utility>
 
+#include "l4lb/base/file.hpp"
 #include "l4lb/base/text.hpp"
 #include "l4lb/dataplane/sni_table.hpp"
 
@@ -873,13 +874,41 @@ const Key<ServiceConfig> kServiceKeys[] = {
     {"retries", false, integer(&ServiceConfig::retries, 0, 100)},
     {"max_connections", false, integer(&ServiceConfig::max_connections, 0, 10'000'000)},
     {"proxy_protocol", false, read_proxy_protocol},
+    {"slow_start", false, duration(&ServiceConfig::slow_start, true)},
     {"health_check", false, nested(&ServiceConfig::health_check, kHealthKeys)},
     {"backends", true, read_backends},
 };
 
+// admin.listen: HOST:PORT, or unix:/absolute/path (at most 107 bytes, a sun_path).
+void read_admin_listen(Reader& r, const YAML::Node& n, AdminConfig& a) {
+  if (n.IsScalar() && n.Scalar().starts_with("unix:")) {
+    const std::string path = n.Scalar().substr(5);
+    if (path.empty() || path[0] != '/' || path.size() > 107 || path.back() == '/' ||
+        path.find('\0') != std::string::npos)
+      return r.expected(n, "unix:/ABSOLUTE/PATH of at most 107 bytes");
+    a.listen_text = n.Scalar();
+    a.unix_path = path;
+    return;
+  }
+  r.listen(n, a.listen_text, a.listen);
+}
+
+// admin.token_file: read at load, so a reload takes a new token and a bad file is a
+// config error here rather than a 401 for everyone later.
+void read_token_file(Reader& r, const YAML::Node& n, AdminConfig& a) {
+  if (!n.IsScalar()) return r.expected(n, "a file name");
+  a.token_file = n.Scalar();
+  if (a.token_file.empty()) return;
+  std::string contents, error;
+  if (!read_file(a.token_file, contents, error, nullptr, 4096))
+    return r.error(n, "cannot read the token: " + error);
+  if (!token_from_file(contents, a.token, error))
+    return r.error(n, quote(a.token_file) + ": " + error);
+}
+
 const Key<AdminConfig> kAdminKeys[] = {
-    {"listen", true,
-     [](Reader& r, const YAML::Node& n, AdminConfig& a) { r.listen(n, a.listen_text, a.listen); }},
+    {"listen", true, read_admin_listen},
+    {"token_file", false, read_token_file},
 };
 
 void read_workers(Reader& r, const YAML::Node& n, GlobalConfig& g) {
@@ -904,6 +933,11 @@ const Key<GlobalConfig> kGlobalKeys[] = {
        if (n.IsNull()) return;
        g.admin.emplace();
        r.map(n, kAdminKeys, *g.admin);
+     }},
+    {"state_file", false,
+     [](Reader& r, const YAML::Node& n, GlobalConfig& g) {
+       r.text(n, g.state_file, "a file name (absolute)",
+              [](const std::string& s) { return s.empty() || s[0] == '/'; });
      }},
 };
 

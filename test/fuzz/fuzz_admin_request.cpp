@@ -12,6 +12,7 @@
 #include "fuzz.hpp"
 #include "l4lb/admin/admin_http.hpp"
 #include "l4lb/admin/routes.hpp"
+#include "l4lb/base/file.hpp"
 #include "l4lb/control/state_file.hpp"
 
 using l4lb::http::ParseStatus;
@@ -187,7 +188,7 @@ void check_request(const l4lb::http::Request& req) {
   FUZZ_CHECK(admin::token_equal(req.body, req.authorization) == (req.body == req.authorization));
   FUZZ_CHECK(admin::token_equal(req.body, req.body));
   std::string token;
-  if (admin::token_from_file(req.body, token, err)) {
+  if (l4lb::token_from_file(req.body, token, err)) {
     FUZZ_CHECK(!token.empty() && req.body.rfind(token, 0) == 0);
   }
   check_state_file(req.body);

@@ -58,11 +58,6 @@ Route route(std::string_view method, const std::vector<std::string>& segments);
 // token's length is not a secret worth the complexity of hiding it).
 bool token_equal(std::string_view a, std::string_view b);
 
-// The token in a token_file's CONTENTS: a trailing newline (LF or CRLF, any number of
-// them) is ignored. False (with ERROR) when what is left is empty or holds a byte other
-// than visible ASCII (0x21-0x7e): such a token could never be sent in a header.
-bool token_from_file(std::string_view contents, std::string& token, std::string& error);
-
 enum class Auth { Missing, Wrong, Ok };
 
 // HEADER is an Authorization value: Ok when it is "Bearer <token>" (the scheme in any

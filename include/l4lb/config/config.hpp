@@ -72,13 +72,21 @@ struct ServiceConfig {
   int retries = 2;               // 0..100
   uint32_t max_connections = 0;  // 0 = unlimited
   ProxyProtocol proxy_protocol = ProxyProtocol::Off;
+  Millis slow_start{0};          // 0 = none: a backend back in service gets its full share at once
   HealthCheckConfig health_check;
   std::vector<BackendConfig> backends;  // at least one
 };
 
 struct AdminConfig {
-  std::string listen_text;
-  Address listen;
+  std::string listen_text;  // as written: "127.0.0.1:9900" or "unix:/run/l4lb/admin.sock"
+  Address listen;           // a TCP listener (when unix_path is empty)
+  std::string unix_path;    // a unix socket listener: its absolute path
+  std::string token_file;   // as written; empty = none (no write requests over TCP)
+  std::string token;        // its contents, read at load (trailing newlines dropped)
+  bool is_unix() const { return !unix_path.empty(); }
+  bool same_listener(const AdminConfig& o) const {
+    return unix_path == o.unix_path && (is_unix() || listen == o.listen);
+  }
 };
 
 struct GlobalConfig {
@@ -88,6 +96,7 @@ struct GlobalConfig {
   LogLevel log_level = LogLevel::Info;
   Millis inspect_timeout{5000};      // > 0: PROXY header and ClientHello, from accept
   std::optional<AdminConfig> admin;  // absent = no admin port
+  std::string state_file;            // admin overrides kept across restarts; empty = none
 };
 
 struct Config {

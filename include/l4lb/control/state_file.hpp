@@ -1,5 +1,5 @@
 // The state file (global.state_file): the admin overrides kept across restarts, pure
-// (JSON in and out) plus two small file helpers (an atomic write, a bounded read).
+// (JSON in and out; the file itself is written with base/file.hpp's write_atomically).
 //
 // An override is held per (service, backend address as /stats shows it): an optional
 // admin state (ready|drain|maint) and an optional weight (1..1000). The file:
@@ -81,23 +81,5 @@ std::string to_json(const Overrides& overrides);
 // Parses TEXT into OUT (replaced only on success). False with ERROR set, OUT untouched,
 // on anything the format does not allow (see the top of this file). Never throws.
 bool from_json(std::string_view text, Overrides& out, std::string& error);
-
-// Writes CONTENT to PATH atomically: a temporary file in the same directory
-// (".<name>.<pid>.<n>.tmp", O_CREAT|O_EXCL|O_NOFOLLOW, mode 0600), written in full,
-// fsync'd, renamed over PATH, then the directory fsync'd. PATH ends up mode 0600.
-// On any failure before the rename the temporary file is removed and PATH is untouched;
-// a failure of the last step (the directory's fsync) leaves the new PATH in place and
-// no temporary file, and is still reported (false) since durability is not known.
-// After a successful write it also removes temporary files of this same PATH left by
-// a process that no longer exists (a crash between create and rename), so the
-// directory holds nothing else of l4lb's. ERROR: "<what> <file>: <strerror>".
-bool write_atomically(const std::string& path, std::string_view content, std::string& error);
-
-// Reads the regular file PATH into OUT (replaced only on success), at most MAX bytes
-// (more is an error, never a partial read). False with ERROR on failure; MISSING, when
-// given, is set to whether it failed because PATH does not exist (a first start: the
-// caller need not warn). Never blocks on a FIFO (not a regular file: an error).
-bool read_file(const std::string& path, std::string& out, std::string& error,
-               bool* missing = nullptr, size_t max = kMaxStateFileBytes);
 
 }  // namespace l4lb::control

@@ -1,6 +1,7 @@
 // The admin port's routing and write checks (pure): route(), the body parsers, the
 // token compare and Authorization check, and decide()'s order of checks.
 #include "l4lb/admin/routes.hpp"
+#include "l4lb/base/file.hpp"
 
 #include <doctest/doctest.h>
 
@@ -213,18 +214,18 @@ TEST_CASE("admin routes: token_equal") {
 
 TEST_CASE("admin routes: the token in a token_file") {
   std::string t, err;
-  CHECK(admin::token_from_file("s3cr3t\n", t, err));
+  CHECK(token_from_file("s3cr3t\n", t, err));
   CHECK(t == "s3cr3t");
-  CHECK(admin::token_from_file("s3cr3t\r\n\n", t, err));
+  CHECK(token_from_file("s3cr3t\r\n\n", t, err));
   CHECK(t == "s3cr3t");
-  CHECK(admin::token_from_file("abc-_.~+/=", t, err));
+  CHECK(token_from_file("abc-_.~+/=", t, err));
   CHECK(t == "abc-_.~+/=");
   for (const std::string& bad : std::vector<std::string>{"", "\n", "\r\n", "two words\n", " lead", "trail \n", "tab\there",
                           "a\nb", std::string("nul\0", 4), "\xc3\xa9t\xc3\xa9"}) {
     INFO(bad);
     t = "kept";
     err.clear();
-    CHECK_FALSE(admin::token_from_file(bad, t, err));
+    CHECK_FALSE(token_from_file(bad, t, err));
     CHECK(t == "kept");
     CHECK_FALSE(err.empty());
   }

@@ -7,6 +7,9 @@
 #include <string>
 #include <thread>
 
+#include <stdlib.h>
+#include <unistd.h>
+
 using namespace l4lb;
 
 namespace {
@@ -911,4 +914,40 @@ TEST_CASE("config: errors are given in file order, the first 100 of them") {
   CHECK(errors[97].rfind("t.yaml:51:19: services[49].listen: ", 0) == 0);
   CHECK(errors[98] == "t.yaml:51:42: services[49].retries: must be an integer 0..100, got \"-1\"");
   CHECK(errors[99] == "t.yaml: 140 more errors not shown");
+}
+
+TEST_CASE("config: runtime control keys (admin unix socket, token_file, state_file, slow_start)") {
+  char dir[] = "/tmp/l4lb-cfg-XXXXXX";
+  REQUIRE(mkdtemp(dir));
+  const std::string token = std::string(dir) + "/token";
+  { std::ofstream(token) << "s3cret\n"; }
+  Config c = valid("global:\n  admin:\n    listen: unix:/run/l4lb/admin.sock\n    token_file: " + token +
+                   "\n  state_file: /var/lib/l4lb/state.json\nservices:\n  - name: web\n"
+                   "    listen: 127.0.0.1:8080\n    slow_start: 30s\n    backends:\n"
+                   "      - address: 127.0.0.1:8001\n");
+  REQUIRE(c.global.admin);
+  CHECK(c.global.admin->is_unix());
+  CHECK(c.global.admin->unix_path == "/run/l4lb/admin.sock");
+  CHECK(c.global.admin->listen_text == "unix:/run/l4lb/admin.sock");
+  CHECK(c.global.admin->token == "s3cret");
+  CHECK(c.global.state_file == "/var/lib/l4lb/state.json");
+  CHECK(c.services[0].slow_start == Millis(30000));
+
+  Config d = valid("services:" + kService);
+  CHECK(d.services[0].slow_start == Millis(0));
+  CHECK(d.global.state_file.empty());
+
+  auto first = [](const std::vector<std::string>& errs) { return errs.empty() ? "" : errs.front(); };
+  CHECK(first(errors_of("global:\n  admin:\n    listen: unix:relative.sock\n")) ==
+        "t.yaml:3:5: global.admin.listen: must be unix:/ABSOLUTE/PATH of at most 107 bytes, got \"unix:relative.sock\"");
+  CHECK(first(errors_of("global:\n  admin:\n    listen: 127.0.0.1:9900\n    token_file: " +
+                        std::string(dir) + "/missing\n"))
+            .find("global.admin.token_file: cannot read the token: cannot open") != std::string::npos);
+  { std::ofstream(token) << "two words\n"; }
+  CHECK(first(errors_of("global:\n  admin:\n    listen: 127.0.0.1:9900\n    token_file: " + token + "\n"))
+            .find("visible ASCII") != std::string::npos);
+  CHECK(first(errors_of("global:\n  state_file: relative.json\n")).find("global.state_file") != std::string::npos);
+  CHECK(first(errors_of("services:" + kService + "    slow_start: fast\n")).find("slow_start") != std::string::npos);
+  std::remove(token.c_str());
+  ::rmdir(dir);
 }

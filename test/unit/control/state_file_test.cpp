@@ -1,5 +1,6 @@
 // The state file: its JSON (stable out, strict in) and the atomic write / bounded read.
 #include "l4lb/control/state_file.hpp"
+#include "l4lb/base/file.hpp"
 
 #include <dirent.h>
 #include <doctest/doctest.h>
@@ -14,6 +15,8 @@
 #include <vector>
 
 using namespace l4lb::control;
+using l4lb::read_file;
+using l4lb::write_atomically;
 
 namespace {
 

@@ -4,10 +4,12 @@
 
 #include <csignal>
 #include <cstdio>
+#include <cstring>
 #include <string>
 
 #include "l4lb/config/config.hpp"
 #include "l4lb/log/log.hpp"
+#include "l4lb/control/ctl.hpp"
 #include "l4lb/control/server.hpp"
 
 namespace {
@@ -18,6 +20,7 @@ constexpr const char* kDefaultConfig = "/etc/l4lb/l4lb.yaml";
 void usage(std::FILE* out) {
   std::fprintf(out,
                "Usage: l4lb [-c FILE] [-t] [--version] [-h]\n"
+               "       l4lb ctl [-c FILE] COMMAND ...\n"
                "Layer-4 TCP load balancer.\n"
                "\n"
                "  -c, --config FILE   config file (default %s)\n"
@@ -28,7 +31,11 @@ void usage(std::FILE* out) {
                "\n"
                "Signals: SIGHUP reloads the config (an invalid one is rejected, the running one\n"
                "kept); SIGTERM/SIGINT stop gracefully (a second one stops at once).\n"
-               "Exit codes: 0 ok, 1 invalid config, 2 bad command line, 3 could not start.\n",
+               "Exit codes: 0 ok, 1 invalid config, 2 bad command line, 3 could not start.\n"
+               "\n"
+               "l4lb ctl talks to the running l4lb through its admin listener (read from FILE):\n"
+               "  status | drain|ready|maint SERVICE BACKEND | weight SERVICE BACKEND N|config |\n"
+               "  close SERVICE BACKEND   (l4lb ctl --help for details and its exit codes)\n",
                kDefaultConfig, L4LB_VERSION);
 }
 
@@ -44,6 +51,8 @@ void raise_fd_limit() {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // "l4lb ctl ...": the admin client, with a command line of its own.
+  if (argc >= 2 && std::strcmp(argv[1], "ctl") == 0) return l4lb::ctl::run_ctl(argc - 1, argv + 1);
   std::string config_path = kDefaultConfig;
   bool check_only = false;
   static const option long_opts[] = {

@@ -1,6 +1,7 @@
 #include "l4lb/admin/admin.hpp"
 
 #include <sys/socket.h>
+#include <sys/stat.h>
 
 #include <cerrno>
 #include <cstring>
@@ -10,6 +11,7 @@
 #include "l4lb/admin/prom.hpp"
 #include "l4lb/admin/stats.hpp"
 #include "l4lb/base/clock.hpp"
+#include "l4lb/base/net.hpp"
 
 namespace l4lb {
 
@@ -50,7 +52,8 @@ http::Response admin_response(const http::Request& req, const ServerState& state
 
 class AdminServer::Conn : public ListLinks<Conn> {
  public:
-  Conn(AdminServer& server, UniqueFd fd) : server_(server), fd_(std::move(fd)) {
+  Conn(AdminServer& server, UniqueFd fd, std::string peer)
+      : server_(server), fd_(std::move(fd)), peer_(std::move(peer)) {
     io_.bind<&Conn::on_io>(server_.loop_, this, fd_.get());
     timer_.bind<&Conn::on_timer>(server_.loop_, this);
     io_.set(EV_READ);
@@ -102,7 +105,7 @@ class AdminServer::Conn : public ListLinks<Conn> {
           const http::Request& req = parser_.request();
           http::Response r;
           try {
-            r = admin_response(req, server_.state_, unix_now());
+            r = server_.answer(req, peer_);
           } catch (...) {
             r = http::error_response(500, "internal error");
           }
@@ -177,6 +180,7 @@ class AdminServer::Conn : public ListLinks<Conn> {
 
   AdminServer& server_;
   UniqueFd fd_;
+  std::string peer_;  // "127.0.0.1:40312" or "unix:UID"
   IoWatcher io_;
   TimerWatcher timer_;
   Phase phase_ = Phase::Reading;
@@ -189,8 +193,15 @@ class AdminServer::Conn : public ListLinks<Conn> {
 // ------------------------------------------------------------------ the server
 
 AdminServer::AdminServer(struct ev_loop* loop, Log& log, UniqueFd listen_fd,
-                         const ServerState& state, AdminLimits limits)
-    : loop_(loop), log_(log), state_(state), limits_(limits) {
+                         const ServerState& state, AdminControl* control, std::string unix_path,
+                         AdminLimits limits)
+    : loop_(loop), log_(log), state_(state), control_(control), unix_path_(std::move(unix_path)),
+      limits_(limits) {
+  struct stat st {};
+  if (!unix_path_.empty() && ::stat(unix_path_.c_str(), &st) == 0) {
+    unix_dev_ = st.st_dev;
+    unix_ino_ = st.st_ino;
+  }
   acceptor_.start<&AdminServer::on_client, &AdminServer::on_shortage>(
       loop_, this, std::move(listen_fd), kAcceptBatch, kEmfilePause);
 }
@@ -201,9 +212,25 @@ AdminServer::~AdminServer() {
     c->finish();
     reap(c);
   }
+  // The socket file goes with the listener, unless something else is at the path now.
+  struct stat st {};
+  if (!unix_path_.empty() && ::stat(unix_path_.c_str(), &st) == 0 && st.st_dev == unix_dev_ &&
+      st.st_ino == unix_ino_)
+    ::unlink(unix_path_.c_str());
 }
 
-bool AdminServer::on_client(UniqueFd client, const Address&) {
+http::Response AdminServer::answer(const http::Request& req, const std::string& peer) {
+  const bool is_unix = !unix_path_.empty();
+  static const std::string kNone;
+  const std::string& token = control_ ? control_->admin_token() : kNone;
+  admin::Decision d = admin::decide(req, !token.empty(), token, is_unix);
+  if (!d.action) return d.error;
+  if (!admin::is_write(d.action->endpoint)) return admin_response(req, state_, unix_now());
+  if (!control_) return admin::json_error(403, "write requests are not enabled");
+  return control_->admin_write(*d.action, req, peer);
+}
+
+bool AdminServer::on_client(UniqueFd client, const Address& address) {
   if (conns_.size() >= limits_.max_connections) {
     // Full (slow or stuck clients, a slowloris): the connection accepted first gives way,
     // so a health check still gets its answer.
@@ -213,7 +240,8 @@ bool AdminServer::on_client(UniqueFd client, const Address&) {
       reap(oldest);
     }
   }
-  Conn* c = new (std::nothrow) Conn(*this, std::move(client));
+  std::string peer = unix_path_.empty() ? address.to_string() : unix_peer(client.get());
+  Conn* c = new (std::nothrow) Conn(*this, std::move(client), std::move(peer));
   if (!c) return false;  // out of memory: CLIENT closes here, and the batch ends
   conns_.push_front(c);
   return true;

@@ -43,7 +43,8 @@ HealthVerdict health_verdict(const ServerState& state) {
 }
 
 std::string_view backend_state(const Backend& b, const ServiceConfig& service) {
-  if (b.config.drain) return "draining";
+  if (b.admin_state() == AdminState::Maint) return "maint";
+  if (b.admin_state() == AdminState::Drain) return "draining";
   if (b.health == HealthState::Unknown && service.health_check.type == HealthType::None) return "up";
   return to_string(b.health);
 }
@@ -57,8 +58,6 @@ std::string rfc3339(double unix_seconds) {
   return std::string(buf, n);
 }
 
-namespace {
-
 ojson backend_json(const Backend& b, const ServiceConfig& sc) {
   const HealthRecord& hr = b.health_record;
   const BackendCounters c = b.totals();
@@ -68,7 +67,14 @@ ojson backend_json(const Backend& b, const ServiceConfig& sc) {
   return ojson{
       {"address", b.config.address_text},
       {"state", backend_state(b, sc)},
-      {"weight", b.config.weight},
+      {"admin_state", admin_state_name(b.admin_state())},
+      {"weight", b.weight()},
+      {"configured_weight", b.config.weight},
+      {"override", b.override_state || b.override_weight
+                       ? ojson{{"state", b.override_state ? ojson(admin_state_name(*b.override_state))
+                                                          : ojson(nullptr)},
+                               {"weight", b.override_weight ? ojson(*b.override_weight) : ojson(nullptr)}}
+                       : ojson(nullptr)},
       {"backup", b.config.backup},
       {"active_connections", b.live()},
       {"total_connections", c.connections},
@@ -81,10 +87,9 @@ ojson backend_json(const Backend& b, const ServiceConfig& sc) {
       {"max_connections", b.config.max_connections},
       {"health_checks", ojson{{"success", hr.checks_ok}, {"failure", hr.checks_failed}}},
       {"history", std::move(history)},
+      {"slow_start", b.ramp_start >= 0},
   };
 }
-
-}  // namespace
 
 ojson stats_json(const ServerState& state, double now) {
   ojson services = ojson::array();
@@ -282,10 +287,25 @@ std::string metrics_text(const ServerState& state, const ProcessInfo& process) {
              uint64_t{b.health != HealthState::Down ? 1u : 0u});
   });
 
-  w.family("l4lb_backend_draining", Type::Gauge, "1 if the backend is set to drain, else 0.");
+  w.family("l4lb_backend_draining", Type::Gauge,
+           "1 if the backend takes no new connections by its admin state (drain or maint), else 0.");
   each_backend([&](const Service& s, const Backend& b) {
     w.sample({{"service", s.config.name}, {"backend", b.config.address_text}},
-             uint64_t{b.config.drain ? 1u : 0u});
+             uint64_t{b.admin_state() != AdminState::Ready ? 1u : 0u});
+  });
+
+  w.family("l4lb_backend_admin_state", Type::Gauge, "1 for the backend's admin state in force.");
+  each_backend([&](const Service& s, const Backend& b) {
+    for (AdminState st : {AdminState::Ready, AdminState::Drain, AdminState::Maint})
+      w.sample({{"service", s.config.name}, {"backend", b.config.address_text},
+                {"state", std::string(admin_state_name(st))}},
+               uint64_t{b.admin_state() == st ? 1u : 0u});
+  });
+
+  w.family("l4lb_backend_weight", Type::Gauge, "The backend's weight in force (override, slow start).");
+  each_backend([&](const Service& s, const Backend& b) {
+    w.sample({{"service", s.config.name}, {"backend", b.config.address_text}},
+             static_cast<uint64_t>(b.weight()));
   });
 
   w.family("l4lb_backend_connections_active", Type::Gauge,

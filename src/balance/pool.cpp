@@ -48,7 +48,7 @@ double Pool::rebuild(bool fresh) {
   scratch_regular_.clear();
   scratch_backup_.clear();
   for (const auto& b : backends_) {
-    if (b->health == HealthState::Down || b->config.drain) continue;
+    if (!b->selectable()) continue;
     (b->config.backup ? scratch_backup_ : scratch_regular_).push_back(b.get());
   }
   double regular = regular_->rebuild(scratch_regular_);

@@ -5,6 +5,8 @@
 #include <cstring>
 #include <random>
 
+#include <algorithm>
+
 #include "l4lb/balance/selectors.hpp"
 
 namespace l4lb {
@@ -31,14 +33,23 @@ std::unique_ptr<Selector> make_selector(Algorithm algorithm) {
   return std::make_unique<RoundRobin>();
 }
 
+int Members::weight_of(const Backend* b) const {
+  switch (of_) {
+    case WeightOf::Share: return static_cast<int>(b->share());
+    case WeightOf::Ramp: return static_cast<int>(b->ramp());
+    case WeightOf::Base: return b->base_weight();
+  }
+  return 1;
+}
+
 bool Members::update(std::span<Backend* const> members) {
   bool same = members.size() == list_.size();
   for (size_t i = 0; same && i < members.size(); ++i)
-    same = members[i] == list_[i] && members[i]->config.weight == weights_[i];
+    same = members[i] == list_[i] && weight_of(members[i]) == weights_[i];
   if (same) return false;
   list_.assign(members.begin(), members.end());
   weights_.resize(list_.size());
-  for (size_t i = 0; i < list_.size(); ++i) weights_[i] = list_[i]->config.weight;
+  for (size_t i = 0; i < list_.size(); ++i) weights_[i] = std::max(1, weight_of(list_[i]));
   return true;
 }
 

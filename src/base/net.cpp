@@ -3,8 +3,13 @@
 #include <fcntl.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
 
 #include <cerrno>
+#include <cstddef>
+#include <cstring>
 
 namespace l4lb {
 
@@ -32,6 +37,66 @@ UniqueFd listen_tcp(const Address& addr, bool reuse_port, int backlog) {
 UniqueFd accept_tcp(int listen_fd, Address& peer) {
   peer.length = sizeof peer.storage;
   return UniqueFd(::accept4(listen_fd, peer.sa(), &peer.length, SOCK_NONBLOCK | SOCK_CLOEXEC));
+}
+
+UniqueFd listen_unix(const std::string& path, std::string& error, int backlog) {
+  sockaddr_un sun{};
+  sun.sun_family = AF_UNIX;
+  if (path.empty() || path.size() >= sizeof sun.sun_path) {
+    error = "unix socket path too long: " + path;
+    return UniqueFd();
+  }
+  std::memcpy(sun.sun_path, path.data(), path.size());
+  const auto len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + path.size() + 1);
+  struct stat st {};
+  if (::lstat(path.c_str(), &st) == 0) {
+    if (!S_ISSOCK(st.st_mode)) {
+      error = path + " exists and is not a socket";
+      return UniqueFd();
+    }
+    UniqueFd probe(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    if (probe && ::connect(probe.get(), reinterpret_cast<sockaddr*>(&sun), len) == 0) {
+      error = "a live socket is already at " + path + " (another l4lb?)";
+      return UniqueFd();
+    }
+    ::unlink(path.c_str());  // stale: left by a process that is gone
+  }
+  UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+  if (!fd) {
+    error = std::string("socket: ") + std::strerror(errno);
+    return fd;
+  }
+  // The mode is set at bind from the umask: 0600 from the first instant (only this
+  // thread creates files while it runs).
+  mode_t old = ::umask(0177);
+  int rc = ::bind(fd.get(), reinterpret_cast<sockaddr*>(&sun), len);
+  int saved = errno;
+  if (rc != 0 && saved == ENOENT) {  // its directory (e.g. /run/l4lb outside systemd): made once
+    ::umask(0022);
+    const std::string dir = path.substr(0, path.rfind('/'));
+    if (!dir.empty() && ::mkdir(dir.c_str(), 0755) == 0) {
+      ::umask(0177);
+      rc = ::bind(fd.get(), reinterpret_cast<sockaddr*>(&sun), len);
+      saved = errno;
+    }
+  }
+  ::umask(old);
+  if (rc != 0 || ::listen(fd.get(), backlog) != 0) {
+    if (rc == 0) {
+      saved = errno;
+      ::unlink(path.c_str());
+    }
+    error = "cannot listen on " + path + ": " + std::strerror(saved);
+    fd.reset();
+  }
+  return fd;
+}
+
+std::string unix_peer(int fd) {
+  ucred cred{};
+  socklen_t len = sizeof cred;
+  if (::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) return "unix:?";
+  return "unix:" + std::to_string(cred.uid);
 }
 
 UniqueFd connect_tcp(const Address& addr, bool& in_progress) {

@@ -17,6 +17,9 @@
 
 #include "l4lb/base/clock.hpp"
 #include "l4lb/base/net.hpp"
+#include "l4lb/base/file.hpp"
+#include "l4lb/admin/stats.hpp"
+#include "l4lb/control/state_file.hpp"
 
 namespace l4lb {
 
@@ -64,6 +67,7 @@ Server::Server(struct ev_loop* loop, Log& log, std::string config_path)
   sigterm_.start<&Server::on_signal>(loop_, this, SIGTERM);
   sigint_.start<&Server::on_signal>(loop_, this, SIGINT);
   drain_timer_.bind<&Server::on_drain_timeout>(loop_, this);
+  slow_start_timer_.bind<&Server::on_slow_start_tick>(loop_, this);
 }
 
 Server::~Server() {
@@ -92,6 +96,7 @@ bool Server::start(const Config& cfg, std::string& error) {
   }
   Changes changes;
   if (!apply(cfg, error, changes)) return false;
+  load_state_file();
   start_threads();
   log_.info("ready", {{"services", std::to_string(services_.size())},
                       {"workers", std::to_string(workers_.size())},
@@ -201,8 +206,15 @@ bool Server::plan_listeners(const Config& cfg, Plan& plan, std::string& error) {
 bool Server::plan_admin(const Config& cfg, Plan& plan, std::string& error) {
   const std::optional<AdminConfig>& admin_cfg = cfg.global.admin;
   plan.admin_same = admin_ && admin_cfg && config_.global.admin &&
-                    config_.global.admin->listen == admin_cfg->listen;
+                    config_.global.admin->same_listener(*admin_cfg);
   if (!admin_cfg || plan.admin_same) return true;
+  if (admin_cfg->is_unix()) {
+    std::string why;
+    plan.admin_fd = listen_unix(admin_cfg->unix_path, why);
+    if (plan.admin_fd) return true;
+    error = "admin: " + why;
+    return false;
+  }
   plan.admin_fd = listen_tcp(admin_cfg->listen);
   if (plan.admin_fd) return true;
   error = fmt::format("admin: cannot listen on {}: {}", admin_cfg->listen_text, std::strerror(errno));
@@ -304,8 +316,11 @@ void Server::publish(const Config& cfg, Plan& plan) {
     probers_.push_back(std::make_unique<Prober>(loop_, log_, sp.service));
   if (!cfg.global.admin)
     admin_.reset();
-  else if (!plan.admin_same)
-    admin_ = std::make_unique<AdminServer>(loop_, log_, std::move(plan.admin_fd), state_);
+  else if (!plan.admin_same) {
+    admin_.reset();  // the old one first: its socket file goes before a new one is named
+    admin_ = std::make_unique<AdminServer>(loop_, log_, std::move(plan.admin_fd), state_, this,
+                                           cfg.global.admin->unix_path);
+  }
   config_ = cfg;
   log_.set_level(cfg.global.log_level);
   ++state_.generation;
@@ -313,6 +328,7 @@ void Server::publish(const Config& cfg, Plan& plan) {
   for (const ServicePlan& sp : plan.services) state_.services.push_back(sp.service);
   state_.routes.clear();
   for (const ListenPlan& lp : plan.listens) state_.routes.push_back(lp.route);
+  arm_slow_start();
 }
 
 void Server::reload() {
@@ -331,6 +347,8 @@ void Server::reload() {
   }
   ++state_.reloads_ok;
   state_.last_reload_ok = true;
+  log_dropped_overrides();
+  save_state_file();  // overrides dropped, or of backends no longer in the file
   size_t backends = 0;
   for (const auto& [name, svc] : services_) backends += svc->pool.backends().size();
   log_.info("reload ok", {{"services", std::to_string(services_.size())},
@@ -402,6 +420,190 @@ void Server::stop() {
   drain_timer_.stop();
   log_.info("drain end", {{"connections", std::to_string(open_sessions())}});
   ev_break(loop_, EVBREAK_ALL);
+}
+
+// ------------------------------------------------------------------ runtime control
+
+const std::string& Server::admin_token() const {
+  static const std::string kNone;
+  return config_.global.admin ? config_.global.admin->token : kNone;
+}
+
+namespace {
+// The backend of SVC that /stats shows as TEXT: the address as written in the file, or
+// the same socket address as another literal ("[::1]:80" for "[0:0::1]:80").
+std::shared_ptr<Backend> find_backend(const Service& svc, const std::string& text) {
+  for (const auto& b : svc.pool.backends())
+    if (b->config.address_text == text) return b;
+  // Literals only: a name is not resolved here (no DNS on the control thread's request path).
+  const bool literal = !text.empty() && (text[0] == '[' || std::all_of(text.begin(), text.end(), [](char c) {
+                         return (c >= '0' && c <= '9') || c == '.' || c == ':';
+                       }));
+  Address a;
+  std::string err;
+  if (!literal || !parse_address(text, a, err)) return nullptr;
+  for (const auto& b : svc.pool.backends())
+    if (b->config.address == a) return b;
+  return nullptr;
+}
+
+http::Response json_ok(const nlohmann::ordered_json& body) {
+  http::Response r;
+  r.content_type = "application/json";
+  r.body = dump_json(body);
+  return r;
+}
+}  // namespace
+
+http::Response Server::admin_write(const admin::Action& action, const http::Request& req,
+                                   const std::string& peer) {
+  auto it = services_.find(action.service);
+  if (it == services_.end()) return admin::json_error(404, "no such service: " + action.service);
+  Service& svc = *it->second;
+  std::shared_ptr<Backend> b = find_backend(svc, action.backend);
+  if (!b) return admin::json_error(404, "no such backend in service " + svc.config.name + ": " + action.backend);
+  std::string error, value;
+  std::string_view what = admin::endpoint_name(action.endpoint);
+  if (action.endpoint == admin::Endpoint::BackendConnections) {
+    size_t closed = 0;
+    {
+      WorldStop world(*this);  // sessions live on the workers' loops
+      for (auto& w : workers_) closed += w.worker->close_backend(b.get());
+    }
+    log_.info("admin set", {{"service", svc.config.name}, {"backend", b->config.address_text},
+                            {"what", "connections"}, {"value", "closed"},
+                            {"closed", std::to_string(closed)}, {"peer", peer}});
+    return json_ok({{"closed", closed}});
+  }
+  if (action.endpoint == admin::Endpoint::BackendState) {
+    AdminState st;
+    if (!admin::parse_state_body(req.body, st, error)) return admin::json_error(400, error);
+    const AdminState file_state = b->config.drain ? AdminState::Drain : AdminState::Ready;
+    if (st == file_state)
+      b->override_state.reset();  // what the file says: no override
+    else
+      b->override_state = st;
+    value = admin_state_name(st);
+  } else {
+    admin::WeightBody wb;
+    if (!admin::parse_weight_body(req.body, wb, error)) return admin::json_error(400, error);
+    if (wb.config)
+      b->override_weight.reset();
+    else
+      b->override_weight = wb.weight;
+    value = wb.config ? "config" : std::to_string(wb.weight);
+  }
+  svc.derive(*b, monotonic_seconds());
+  svc.pool.refresh();
+  log_.info("admin set", {{"service", svc.config.name}, {"backend", b->config.address_text},
+                          {"what", std::string(what)}, {"value", value}, {"peer", peer}});
+  save_state_file();
+  notify_status();
+  return json_ok(backend_json(*b, svc.config));
+}
+
+void Server::log_dropped_overrides() {
+  for (const auto& [name, svc] : services_) {
+    for (const Service::DroppedOverride& d : svc->dropped_overrides)
+      log_.info("override dropped", {{"service", name}, {"backend", d.backend},
+                                     {"what", std::string(d.what)},
+                                     {"reason", "the config file changed it"}});
+    svc->dropped_overrides.clear();
+  }
+}
+
+void Server::load_state_file() {
+  const std::string& path = config_.global.state_file;
+  if (path.empty()) return;
+  std::string text, error;
+  bool missing = false;
+  control::Overrides overrides;
+  if (!read_file(path, text, error, &missing)) {
+    if (!missing) log_.warn("state file ignored", {{"file", path}, {"reason", error}});
+    return;
+  }
+  if (!control::from_json(text, overrides, error)) {
+    log_.warn("state file ignored", {{"file", path}, {"reason", error}});
+    return;
+  }
+  state_written_ = text;
+  size_t applied = 0;
+  const double now = monotonic_seconds();
+  for (const auto& [key, o] : overrides) {
+    auto it = services_.find(key.service);
+    std::shared_ptr<Backend> b = it == services_.end() ? nullptr : find_backend(*it->second, key.backend);
+    if (!b) continue;  // no longer in the file: the override went with it
+    // The file changed that property since the override was made: the file wins.
+    auto drop = [&](std::string_view what) {
+      log_.info("override dropped", {{"service", key.service}, {"backend", key.backend},
+                                     {"what", std::string(what)},
+                                     {"reason", "the config file changed it since"}});
+    };
+    if (o.state) {
+      if (o.file_drain && *o.file_drain != b->config.drain)
+        drop("state");
+      else
+        b->override_state = o.state;
+    }
+    if (o.weight) {
+      if (o.file_weight && *o.file_weight != b->config.weight)
+        drop("weight");
+      else
+        b->override_weight = o.weight;
+    }
+    it->second->derive(*b, now);
+    ++applied;
+  }
+  for (const auto& [name, svc] : services_) svc->pool.refresh();
+  log_.info("state file read", {{"file", path}, {"overrides", std::to_string(applied)}});
+  save_state_file();  // what no longer applies is gone from it too
+}
+
+void Server::save_state_file() {
+  const std::string& path = config_.global.state_file;
+  if (path.empty()) return;
+  control::Overrides overrides;
+  for (const auto& [name, svc] : services_)
+    for (const auto& b : svc->pool.backends()) {
+      if (!b->override_state && !b->override_weight) continue;
+      control::Override o{b->override_state, b->override_weight, std::nullopt, std::nullopt};
+      if (o.state) o.file_drain = b->config.drain;
+      if (o.weight) o.file_weight = b->config.weight;
+      overrides[{name, b->config.address_text}] = o;
+    }
+  std::string text = control::to_json(overrides);
+  if (text == state_written_) return;
+  std::string error;
+  if (!write_atomically(path, text, error)) {
+    // The change holds in memory; the next change tries again.
+    log_.warn("state file not written", {{"file", path}, {"reason", error}});
+    return;
+  }
+  state_written_ = std::move(text);
+}
+
+void Server::arm_slow_start() {
+  double shortest = 0;
+  for (const auto& [name, svc] : services_) {
+    double window = to_seconds(svc->config.slow_start);
+    if (window > 0 && (shortest == 0 || window < shortest)) shortest = window;
+  }
+  // At least ten recomputations over the window (twenty here), between 10 ms and 1 s apart.
+  slow_start_period_ = shortest > 0 ? std::clamp(shortest / 20, 0.01, 1.0) : 0;
+  if (slow_start_period_ > 0)
+    slow_start_timer_.start(slow_start_period_);
+  else
+    slow_start_timer_.stop();
+}
+
+void Server::on_slow_start_tick() {
+  const double now = monotonic_seconds();
+  for (const auto& [name, svc] : services_) {
+    bool ramping = false;
+    for (const auto& b : svc->pool.backends()) ramping = ramping || b->ramp_start >= 0;
+    if (ramping) svc->refresh(now);
+  }
+  if (slow_start_period_ > 0) slow_start_timer_.start(slow_start_period_);
 }
 
 void Server::notify_status() {

@@ -119,7 +119,8 @@ bool check_entry(const json& e, const std::string& where, BackendKey& key, Overr
     return false;
   }
   for (const auto& [k, v] : e.items()) {
-    if (k != "service" && k != "backend" && k != "state" && k != "weight") {
+    if (k != "service" && k != "backend" && k != "state" && k != "weight" && k != "file_drain" &&
+        k != "file_weight") {
       error = where + ": unknown key " + json(k).dump();
       return false;
     }
@@ -158,6 +159,21 @@ bool check_entry(const json& e, const std::string& where, BackendKey& key, Overr
       error = where + ".weight: must be an integer 1..1000 or null, got " + shown(*it);
       return false;
     }
+  }
+  if (auto it = e.find("file_drain"); it != e.end() && !it->is_null()) {
+    if (!it->is_boolean()) {
+      error = where + ".file_drain: must be true, false or null, got " + shown(*it);
+      return false;
+    }
+    o.file_drain = it->get<bool>();
+  }
+  if (auto it = e.find("file_weight"); it != e.end() && !it->is_null()) {
+    if (!it->is_number_unsigned() || it->get<uint64_t>() < static_cast<uint64_t>(kMinWeight) ||
+        it->get<uint64_t>() > static_cast<uint64_t>(kMaxWeight)) {
+      error = where + ".file_weight: must be an integer 1..1000 or null, got " + shown(*it);
+      return false;
+    }
+    o.file_weight = static_cast<int>(it->get<uint64_t>());
   }
   if (o.empty()) {
     error = where + ": overrides nothing (\"state\" and \"weight\" both null)";
@@ -239,6 +255,9 @@ std::string to_json(const Overrides& overrides) {
     line += o.state ? "\"" + std::string(admin_state_name(*o.state)) + "\"" : std::string("null");
     line += ",\"weight\":";
     line += weight != 0 ? std::to_string(weight) : std::string("null");
+    if (o.state && o.file_drain) line += std::string(",\"file_drain\":") + (*o.file_drain ? "true" : "false");
+    if (weight != 0 && o.file_weight && *o.file_weight >= kMinWeight && *o.file_weight <= kMaxWeight)
+      line += ",\"file_weight\":" + std::to_string(*o.file_weight);
     line += "}";
     out += first ? "\n    " : ",\n    ";
     out += line;

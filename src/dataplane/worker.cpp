@@ -95,6 +95,17 @@ void Worker::close_all() {
   }
 }
 
+size_t Worker::close_backend(const Backend* backend) {
+  std::vector<Session*> doomed;
+  for (Session* s = sessions_.front(); s; s = sessions_.next(s))
+    if (s->backend() == backend && !s->done()) doomed.push_back(s);
+  for (Session* s : doomed) {
+    s->abort();
+    reap(s);
+  }
+  return doomed.size();
+}
+
 bool Worker::warn_resources_now() {
   double now = ev_now(loop_);
   if (now - last_resource_warning_ < 1.0) return false;

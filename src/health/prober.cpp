@@ -13,6 +13,7 @@
 
 #include "l4lb/health/check_schedule.hpp"
 #include "l4lb/health/http_probe.hpp"
+#include "l4lb/base/clock.hpp"
 #include "l4lb/base/duration.hpp"
 #include "l4lb/base/net.hpp"
 #include "l4lb/dataplane/proxy_header.hpp"
@@ -20,12 +21,6 @@
 
 namespace l4lb {
 
-namespace {
-// Slots are absolute times: take them from a clock that never jumps (ev_now() is wall time).
-double monotonic_now() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
-}  // namespace
 
 // One backend's checks: a period timer, and while a check runs, its socket,
 // watcher and deadline.
@@ -49,8 +44,10 @@ class Prober::Check {
 
   void on_next() {
     std::uniform_real_distribution<double> jitter(-1.0, 1.0);
-    next_.start(schedule_.next_delay(monotonic_now(), jitter(rng_)));
-    if (!fd_) begin();  // a check still running (timeout > interval) is not doubled
+    next_.start(schedule_.next_delay(monotonic_seconds(), jitter(rng_)));
+    // maint: no checks (the slot is kept); a check still running (timeout > interval) is
+    // not doubled.
+    if (!fd_ && backend_->admin_state() != AdminState::Maint) begin();
   }
 
   void begin() {
@@ -136,7 +133,7 @@ Prober::Prober(struct ev_loop* loop, Log& log, std::shared_ptr<Service> service)
   if (service->config.health_check.type == HealthType::None) return;
   const auto& backends = service->pool.backends();
   double interval = to_seconds(service->config.health_check.interval);
-  double now = monotonic_now();
+  double now = monotonic_seconds();
   size_t n = backends.size();
   for (size_t i = 0; i < n; ++i) {
     const auto& b = backends[i];

@@ -434,9 +434,10 @@ def test_admin_http_errors_and_routing():
         (b"GET / HTTP/1.1\r\n\r\n", 404),
         (b"GET /stats?format=json&x=1 HTTP/1.1\r\n\r\n", 200),
         (b"GET /metrics HTTP/1.0\r\n\r\n", 200),
-        (b"POST /stats HTTP/1.1\r\nContent-Length: 2\r\n\r\nhi", 405),
-        (b"DELETE /health HTTP/1.1\r\n\r\n", 405),
-        (b"get /health HTTP/1.1\r\n\r\n", 405),  # methods are case-sensitive
+        # Not GET/HEAD on TCP: authorisation first, and no token_file here -> 403.
+        (b"POST /stats HTTP/1.1\r\nContent-Length: 2\r\n\r\nhi", 403),
+        (b"DELETE /health HTTP/1.1\r\n\r\n", 403),
+        (b"get /health HTTP/1.1\r\n\r\n", 403),  # methods are case-sensitive
         (b"GET /stats\r\n\r\n", 400),
         (b"GET  /stats HTTP/1.1\r\n\r\n", 400),
         (b"GET /stats HTTP/1.1\r\nNoColonHere\r\n\r\n", 400),
@@ -679,7 +680,7 @@ def test_admin_bad_input_never_disturbs_the_data_port():
     def note(kind: str) -> None:
         outcomes[kind] = outcomes.get(kind, 0) + 1
 
-    # 200 random garbage requests: each answered 400 (or 404/405/431) or closed.
+    # 200 random garbage requests: each answered 400 (or 403/404/405/431) or closed.
     for i in range(200):
         raw = os.urandom(1 + (i * 37) % 3000)
         s = h.connect(admin, timeout=5, track=False)
@@ -693,7 +694,7 @@ def test_admin_bad_input_never_disturbs_the_data_port():
             s.close()
         if data:
             code = int(data.split(b" ", 2)[1])
-            assert code in (400, 404, 405, 431), (raw[:40], data[:80])
+            assert code in (400, 403, 404, 405, 431), (raw[:40], data[:80])
             note(str(code))
         else:
             note("closed")

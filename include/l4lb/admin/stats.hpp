@@ -23,9 +23,11 @@ struct HealthVerdict {
 };
 HealthVerdict health_verdict(const ServerState& state);
 
-// "up", "down", "draining" (drain: true wins) or "unknown"; with health checks of type
+// "maint", "draining" (the admin state in force), else "up", "down" or "unknown"; with health checks of type
 // none a backend not yet marked is "up".
 std::string_view backend_state(const Backend& b, const ServiceConfig& service);
+// One backend's /stats object (also the answer to the admin write requests).
+nlohmann::ordered_json backend_json(const Backend& b, const ServiceConfig& sc);
 
 // "2026-01-01T00:00:00Z" (UTC, whole seconds).
 std::string rfc3339(double unix_seconds);

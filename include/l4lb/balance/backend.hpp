@@ -6,14 +6,19 @@
 //  - each worker writes only its own counter slot; readers sum the slots;
 //  - load_observer is set by the pool's load-ordered selector and read by a Lease;
 //  - config, health_streak and health_record change on the main thread only (config in a
-//    reload's swap, while the workers are stopped).
+//    reload's swap, while the workers are stopped);
+//  - the admin overrides and the slow start clock change on the main thread only; what is
+//    in force (admin state, weight, ramp) is derived from them and the file by
+//    Service::derive() alone, into atomics any thread reads.
 #pragma once
 #include <atomic>
 #include <cstdint>
 #include <deque>
 #include <string>
 #include <memory>
+#include <optional>
 
+#include "l4lb/balance/admin_state.hpp"
 #include "l4lb/config/config.hpp"
 #include "l4lb/base/counters.hpp"
 
@@ -113,16 +118,52 @@ class Backend : public std::enable_shared_from_this<Backend> {
   }
 
   uint32_t live() const { return live_.load(std::memory_order_relaxed); }
-  // Up (or not yet checked), not draining, below max_connections.
+  // May take new connections at all: up (or not yet checked) and admin state ready.
+  bool selectable() const {
+    return health != HealthState::Down && admin_state() == AdminState::Ready;
+  }
+  // Selectable and below max_connections.
   bool available() const {
-    return health != HealthState::Down && !config.drain &&
-           (config.max_connections == 0 || live() < config.max_connections);
+    return selectable() && (config.max_connections == 0 || live() < config.max_connections);
+  }
+
+  // Runtime control, main thread only: the admin port's overrides (also from the state
+  // file or an upgrade), and when slow start began (monotonic seconds; < 0: none runs).
+  std::optional<AdminState> override_state;
+  std::optional<int> override_weight;
+  double ramp_start = -1;
+
+  // In force, as Service::derive() last set them (any thread reads):
+  //  - admin_state: the override, else drain where the file says drain, else ready;
+  //  - base_weight: the override, else the file's weight (what the hash algorithms use);
+  //  - weight: base_weight with slow start applied, weight x t / slow_start rounded up,
+  //    at least 1 (what /stats and /metrics show);
+  //  - ramp: slow start's progress in steps of 1/kRampSteps, 1..kRampSteps (full);
+  //  - share: base_weight x ramp, what the weighted algorithms select by (a finer grain
+  //    than weight: a weight-1 backend ramps too). round_robin and least_connections
+  //    select by ramp alone (equal for all when no slow start runs).
+  static constexpr uint32_t kRampSteps = 20;
+  AdminState admin_state() const { return admin_.load(std::memory_order_relaxed); }
+  int base_weight() const { return base_weight_.load(std::memory_order_relaxed); }
+  int weight() const { return weight_.load(std::memory_order_relaxed); }
+  uint32_t ramp() const { return ramp_.load(std::memory_order_relaxed); }
+  uint32_t share() const { return static_cast<uint32_t>(base_weight()) * ramp(); }
+  // Sets what is in force (Service::derive() only).
+  void set_in_force(AdminState state, int base_weight, int weight, uint32_t ramp) {
+    admin_.store(state, std::memory_order_relaxed);
+    base_weight_.store(base_weight, std::memory_order_relaxed);
+    weight_.store(weight, std::memory_order_relaxed);
+    ramp_.store(ramp, std::memory_order_relaxed);
   }
 
  private:
   friend class Lease;
   std::atomic<uint32_t> live_{0};  // shared by all workers
   PerWorker<BackendSlot> slots_;
+  std::atomic<AdminState> admin_{config.drain ? AdminState::Drain : AdminState::Ready};
+  std::atomic<int> base_weight_{config.weight};
+  std::atomic<int> weight_{config.weight};
+  std::atomic<uint32_t> ramp_{kRampSteps};
 
  public:
   // Set by the pool's load-ordered algorithm while this backend is one of its members;

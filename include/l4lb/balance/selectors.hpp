@@ -12,8 +12,16 @@ namespace l4lb {
 
 // The member list a selector was last built from, to tell a real membership or
 // weight change from a refresh that changed nothing.
+// Which of a backend's weights an algorithm selects by (Backend "In force").
+enum class WeightOf {
+  Share,  // base weight x slow start ramp: the weighted algorithms
+  Ramp,   // slow start ramp alone: round_robin, least_connections (equal when none runs)
+  Base,   // override or file weight, never slow start: the hash algorithms
+};
+
 class Members {
  public:
+  explicit Members(WeightOf of = WeightOf::Share) : of_(of) {}
   // True (and remembers MEMBERS) when they differ from the last call's.
   bool update(std::span<Backend* const> members);
   const std::vector<Backend*>& list() const { return list_; }
@@ -21,6 +29,8 @@ class Members {
   size_t size() const { return list_.size(); }
 
  private:
+  int weight_of(const Backend* b) const;
+  WeightOf of_;
   std::vector<Backend*> list_;
   std::vector<int> weights_;
 };
@@ -33,8 +43,12 @@ class RoundRobin final : public Selector {
   Backend* pick(const PickContext& ctx, const PickFilter& filter) override;
 
  private:
-  Members members_;
+  Members members_{WeightOf::Ramp};
   size_t next_ = 0;  // < members_.size() (or 0)
+  // While slow start runs for a member (ramps differ): a smooth weighted schedule of the
+  // ramps, as weighted_round_robin's, and the position in it; empty otherwise.
+  std::vector<uint32_t> schedule_;
+  size_t pos_ = 0;
 };
 
 // weighted_round_robin: nginx's smooth weighted round robin, precomputed. rebuild()
@@ -68,7 +82,8 @@ class WeightedRoundRobin final : public Selector {
 // the best member is the root.
 class LoadHeap : public Selector, public LoadObserver {
  public:
-  explicit LoadHeap(bool weighted) : weighted_(weighted) {}
+  explicit LoadHeap(bool weighted)
+      : weighted_(weighted), members_(weighted ? WeightOf::Share : WeightOf::Ramp) {}
   ~LoadHeap() override;
   LoadHeap(const LoadHeap&) = delete;
   LoadHeap& operator=(const LoadHeap&) = delete;
@@ -83,10 +98,19 @@ class LoadHeap : public Selector, public LoadObserver {
     uint32_t live;       // the count the entry is keyed on (follows Backend::live)
     uint32_t weight;     // 1 when not weighted
     uint32_t member;     // index in members_ (and Backend::load_slot)
+    uint32_t ramp;       // Backend::ramp() at the rebuild: slow start's progress
   };
+  // Lower load first; on equal load a member in slow start gives way to one further along,
+  // then the least recently picked. Unweighted, the load is (live + 1) / ramp: the same
+  // order as live while no slow start runs (equal ramps), and while one runs a member at
+  // ramp r takes about r / kRampSteps of a full member's share even at a few connections
+  // (live / ramp would put every idle member first, whatever its ramp).
   bool before(const Entry& x, const Entry& y) const {
-    uint64_t lx = uint64_t{x.live} * y.weight, ly = uint64_t{y.live} * x.weight;
-    return lx != ly ? lx < ly : x.last_pick < y.last_pick;
+    const uint64_t one = weighted_ ? 0 : 1;
+    uint64_t lx = (x.live + one) * y.weight, ly = (y.live + one) * x.weight;
+    if (lx != ly) return lx < ly;
+    if (x.ramp != y.ramp) return x.ramp > y.ramp;
+    return x.last_pick < y.last_pick;
   }
   Backend* backend_at(size_t pos) const { return members_.list()[heap_[pos].member]; }
   void put(size_t pos, const Entry& e) {
@@ -145,7 +169,7 @@ class IpHash final : public Selector {
   Backend* pick(const PickContext& ctx, const PickFilter& filter) override;
 
  private:
-  Members members_;
+  Members members_{WeightOf::Base};
 };
 
 // consistent_hash: a table of prime size whose every slot belongs to the member with
@@ -204,7 +228,7 @@ class ConsistentHash final : public Selector {
   bool built_ = false;
   bool incremental_ = false;
   bool allow_incremental_ = true;
-  Members members_;                 // in config order: to detect changes
+  Members members_{WeightOf::Base};             // in config order: to detect changes
   std::vector<Member> sorted_;      // by (key, key2, weight): table entries index this
   // sorted_ grouped by weight (equal weights compare by raw hash, no logarithm):
   std::vector<uint64_t> group_keys_;    // keys, group after group

@@ -4,6 +4,7 @@
 #pragma once
 #include <atomic>
 #include <cstdint>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -40,6 +41,7 @@ struct BackendPlan {
     std::shared_ptr<Backend> backend;
     BackendConfig config;
     bool measured = false;  // kept, and its health was measured by checks: keep it
+    bool added = false;     // not in the running service: slow start may run for it
   };
   std::vector<Item> items;  // in file order
   size_t kept = 0, added = 0, removed = 0;
@@ -70,6 +72,25 @@ struct Service {
             slots_.sum(&ServiceSlot::errors)};
   }
 
+  // An admin override the file took back (a reload changed that same property).
+  struct DroppedOverride {
+    std::string backend;  // as /stats shows it
+    std::string_view what;  // "state" or "weight"
+  };
+  // The overrides the last reconfigure() dropped (read and cleared by the caller).
+  std::vector<DroppedOverride> dropped_overrides;
+
+  // What is in force for B (admin state, weight, ramp) from the file, its overrides and
+  // slow start, at monotonic time NOW: the one place it is derived (Backend "In force").
+  // A change from drain/maint to ready starts slow start. Call refresh() after.
+  void derive(Backend& b, double now);
+  // Derives every backend (ramps advanced or ended) and rebuilds the pool where that
+  // changed what the algorithms select by. True while slow start runs for any backend.
+  bool refresh(double now);
+  // Starts slow start for B (available again, or added) where it applies: slow_start set,
+  // not a hash algorithm, and another backend of the service can take connections.
+  void begin_slow_start(Backend& b, double now);
+
   // One health check result for B (active, or a failed real connect): runs the
   // rise/fall machine, records it, and on a state change logs it and refreshes
   // the pool. The only code that changes a backend's health.
@@ -77,7 +98,9 @@ struct Service {
 
  private:
   // Takes each planned backend's config and decides its health; returns the backends.
-  static std::vector<std::shared_ptr<Backend>> adopt(const ServiceConfig& sc, BackendPlan& plan);
+  // Overrides the file took back are added to DROPPED.
+  static std::vector<std::shared_ptr<Backend>> adopt(const ServiceConfig& sc, BackendPlan& plan,
+                                                     std::vector<DroppedOverride>& dropped);
   std::shared_ptr<Backend> find_backend(const Address& addr) const;
   std::shared_ptr<Backend> find_retired(const Address& addr) const;
   // After a reload to BACKENDS: remember the removed ones still in use, forget the rest

@@ -10,5 +10,7 @@ double unix_now();
 
 // Microseconds on CLOCK_MONOTONIC (never jumps; its origin is unspecified, often the boot).
 uint64_t monotonic_usec();
+// The same clock in seconds.
+double monotonic_seconds();
 
 }  // namespace l4lb

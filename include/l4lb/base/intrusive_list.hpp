@@ -27,6 +27,8 @@ class IntrusiveList {
   size_t size() const { return size_; }
   T* front() const { return head_; }  // the newest (nullptr when empty)
   T* back() const { return tail_; }   // the oldest (nullptr when empty)
+  // The element after X (older), or nullptr.
+  static T* next(T* x) { return links(x).next_; }
 
   // Adds X, which is in no list, as the newest.
   void push_front(T* x) {

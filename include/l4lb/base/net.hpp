@@ -1,5 +1,6 @@
 // Non-blocking sockets: listen, accept, connect, and the options l4lb sets on them.
 #pragma once
+#include <string>
 #include "l4lb/base/address.hpp"
 #include "l4lb/base/fd.hpp"
 
@@ -14,6 +15,12 @@ UniqueFd listen_tcp(const Address& addr, bool reuse_port = false, int backlog = 
 
 // accept4(SOCK_NONBLOCK|SOCK_CLOEXEC). Empty fd with errno set when nothing was accepted.
 UniqueFd accept_tcp(int listen_fd, Address& peer);
+// A listening unix stream socket at PATH, mode 0600 from the start (non-blocking,
+// close-on-exec). A stale socket file there (nobody accepts on it) is replaced; a live
+// one, or a file that is not a socket, is an error (ERROR says which; nothing changed).
+UniqueFd listen_unix(const std::string& path, std::string& error, int backlog = 64);
+// "unix:UID" for a unix socket peer (SO_PEERCRED), "unix:?" if it cannot be read.
+std::string unix_peer(int fd);
 
 // Starts a non-blocking connect. Returns the socket, with IN_PROGRESS telling whether
 // the connect is still under way or already established (a loopback or same-host backend

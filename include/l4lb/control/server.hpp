@@ -29,7 +29,7 @@
 
 namespace l4lb {
 
-class Server {
+class Server : public AdminControl {
  public:
   Server(struct ev_loop* loop, Log& log, std::string config_path);
   Server(const Server&) = delete;
@@ -80,6 +80,19 @@ class Server {
   void swap_listeners(const Config& cfg, Plan& plan);
   void publish(const Config& cfg, Plan& plan);
   void reload();
+  // Runtime control (the admin port's writes), control thread only.
+  const std::string& admin_token() const override;
+  http::Response admin_write(const admin::Action& action, const http::Request& req,
+                             const std::string& peer) override;
+  // Overrides kept across restarts (global.state_file): read once at start (a bad file is
+  // a warning), written atomically whenever the overrides in force change.
+  void load_state_file();
+  void save_state_file();
+  // Logs the overrides a reload took back (the file changed that property).
+  void log_dropped_overrides();
+  // Slow start: a timer, running while any service has slow_start, that advances ramps.
+  void arm_slow_start();
+  void on_slow_start_tick();
   void begin_drain();
   void stop();
   void on_signal(int signum);
@@ -117,6 +130,9 @@ class Server {
   bool stopped_ = false;
   SignalWatcher sighup_, sigterm_, sigint_;
   TimerWatcher drain_timer_;
+  TimerWatcher slow_start_timer_;
+  double slow_start_period_ = 0;  // seconds between ticks; 0 = no service has slow_start
+  std::string state_written_;     // the state file's content as last written (or read)
 };
 
 }  // namespace l4lb

@@ -7,8 +7,8 @@
 //   {
 //     "version": 1,
 //     "overrides": [
-//       {"service":"web","backend":"127.0.0.1:8001","state":"drain","weight":null},
-//       {"service":"web","backend":"[::1]:8002","state":null,"weight":5}
+//       {"service":"web","backend":"127.0.0.1:8001","state":"drain","weight":null,"file_drain":false},
+//       {"service":"web","backend":"[::1]:8002","state":null,"weight":5,"file_weight":1}
 //     ]
 //   }
 //
@@ -27,35 +27,25 @@
 #include <string>
 #include <string_view>
 
+#include "l4lb/balance/admin_state.hpp"
+
 namespace l4lb::control {
 
-// The admin state of a backend (INTERFACE "Admin port"). Header-only on purpose: the
-// admin routes (and the fuzz target) use it without linking this file's .cpp.
-enum class AdminState { Ready, Drain, Maint };
-
-inline std::string_view admin_state_name(AdminState s) {
-  switch (s) {
-    case AdminState::Ready: return "ready";
-    case AdminState::Drain: return "drain";
-    case AdminState::Maint: return "maint";
-  }
-  return "ready";
-}
-
-// Exactly "ready", "drain" or "maint" (case-sensitive, no whitespace).
-inline std::optional<AdminState> parse_admin_state(std::string_view s) {
-  if (s == "ready") return AdminState::Ready;
-  if (s == "drain") return AdminState::Drain;
-  if (s == "maint") return AdminState::Maint;
-  return std::nullopt;
-}
-
-constexpr int kMinWeight = 1;
-constexpr int kMaxWeight = 1000;
+// AdminState, its names and the weight bounds live in balance/admin_state.hpp.
+using l4lb::AdminState;
+using l4lb::admin_state_name;
+using l4lb::parse_admin_state;
+using l4lb::kMinWeight;
+using l4lb::kMaxWeight;
 
 struct Override {
   std::optional<AdminState> state;
   std::optional<int> weight;  // kMinWeight..kMaxWeight
+  // What the config file said of that property when the override was made (written as
+  // "file_drain"/"file_weight"; optional when read): at start, an override whose file
+  // value has changed since is dropped — the later intent stands, as over a reload.
+  std::optional<bool> file_drain;
+  std::optional<int> file_weight;
   bool empty() const { return !state && !weight; }
   bool operator==(const Override&) const = default;
 };

@@ -32,6 +32,8 @@ class Session : public ListLinks<Session> {  // in its Worker's list
   bool done() const { return phase_ == Phase::Done; }
   // Ends the session now (shutdown); the caller reaps it.
   void abort();
+  // The backend this session is connected (or connecting) to; null when none.
+  const Backend* backend() const { return lease_ ? &lease_.backend() : nullptr; }
   // An exception in one of this session's handlers (bad_alloc, ...): this connection
   // ends with a reset, counted and logged; the process and every other session go on.
   void on_callback_error();

@@ -30,6 +30,7 @@ struct Route;
 class Listener;
 struct Service;
 struct Address;
+class Backend;
 
 class Worker {
  public:
@@ -66,6 +67,9 @@ class Worker {
   std::span<uint8_t> peek_buffer() { return {peek_.get(), kMaxRead}; }
   // Ends every open session at once (second SIGTERM, end of drain).
   void close_all();
+  // Resets every session of this worker connected or connecting to BACKEND (the admin
+  // port's DELETE .../connections); returns how many.
+  size_t close_backend(const Backend* backend);
   // global.max_connections over every worker: past it new clients are closed at accept.
   uint64_t max_sessions = 65536;
   std::atomic<uint64_t>* open_sessions = &own_open_;  // the count over every worker

@@ -310,7 +310,7 @@ double ConsistentHash::rebuild(std::span<Backend* const> members) {
   next.reserve(members.size());
   for (Backend* b : members)
     next.push_back({hash_backend(b->config.address), hash_backend(b->config.address, kTieSeed),
-                    static_cast<uint32_t>(std::max(b->config.weight, 1)), b});
+                    static_cast<uint32_t>(std::max(b->base_weight(), 1)), b});
   auto before = [](const Member& x, const Member& y) {
     if (x.key != y.key) return x.key < y.key;
     if (x.key2 != y.key2) return x.key2 < y.key2;

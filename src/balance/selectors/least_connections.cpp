@@ -94,8 +94,8 @@ double LoadHeap::rebuild(std::span<Backend* const> members) {
     uint64_t last_pick = i;
     auto it = std::lower_bound(kept.begin(), kept.end(), std::pair<Backend*, uint64_t>{b, 0});
     if (it != kept.end() && it->first == b) last_pick = it->second;
-    uint32_t weight = weighted_ ? static_cast<uint32_t>(std::max(b->config.weight, 1)) : 1;
-    heap_.push_back({last_pick, b->live(), weight, i});
+    auto weight = static_cast<uint32_t>(members_.weights()[i]);  // share, or ramp (unweighted)
+    heap_.push_back({last_pick, b->live(), weight, i, b->ramp()});
     pos_[i] = i;
     b->load_observer = this;
     b->load_slot = i;

@@ -50,7 +50,7 @@ Backend* Random::pick(const PickContext&, const PickFilter& filter) {
   size_t seen = 0;
   for (Backend* b : list) {
     if (!filter.ok(b)) continue;
-    size_t w = static_cast<size_t>(std::max(b->config.weight, 1));
+    size_t w = std::max<size_t>(b->share(), 1);
     seen += w;
     if (below(seen) < w) chosen = b;  // keeps each so far with probability w / seen
   }

@@ -475,7 +475,7 @@ struct Fixture {
     UniqueFd fd = listen_tcp(a);
     REQUIRE(fd);
     port = local_address(fd.get()).port();
-    server = std::make_unique<AdminServer>(loop, log, std::move(fd), state, limits);
+    server = std::make_unique<AdminServer>(loop, log, std::move(fd), state, nullptr, std::string(), limits);
   }
   ~Fixture() {
     server.reset();
@@ -555,9 +555,12 @@ TEST_CASE("admin server: answers /health, /stats, /metrics and errors, then clos
   CHECK(status_of(h) == 200);
   CHECK(body_of(h).empty());
   CHECK(status_of(f.exchange("GET /nope HTTP/1.1\r\n\r\n")) == 404);
+  // Not GET/HEAD on TCP: authorisation first; no token configured here: 403.
   std::string p = f.exchange("POST /stats HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc");
-  CHECK(status_of(p) == 405);
-  CHECK(p.find("\r\nAllow: GET, HEAD\r\n") != std::string::npos);
+  CHECK(status_of(p) == 403);
+  std::string h405 = f.exchange("HEAD /services/web/backends/127.0.0.1:1/state HTTP/1.1\r\n\r\n");
+  CHECK(status_of(h405) == 405);
+  CHECK(h405.find("\r\nAllow: PUT\r\n") != std::string::npos);
   CHECK(status_of(f.exchange("GET /stats HTTP/1.1\r\nBroken\r\n\r\n")) == 400);
   CHECK(status_of(f.exchange("GET / HTTP/3.0\r\n\r\n")) == 400);
   CHECK(status_of(f.exchange("GET / HTTP/1.1\r\nX: " + std::string(10000, 'a') + "\r\n\r\n")) ==

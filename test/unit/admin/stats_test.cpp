@@ -9,12 +9,15 @@
 #include "l4lb/base/clock.hpp"
 #include "l4lb/balance/admission.hpp"
 #include "l4lb/balance/service.hpp"
+#include "../balance/selectors/selector_test_helpers.hpp"
 
 namespace l4lb_test {
 std::vector<std::string> check_exposition(const std::string& text);  // prom_test.cpp
 }
 
 using namespace l4lb;
+using l4lb::testing::set_drain;
+using l4lb::testing::set_weight;
 using json = nlohmann::json;
 
 namespace {
@@ -60,7 +63,7 @@ struct World {
     state.last_reload_ok = false;
     state.generation = 3;
     a->health = HealthState::Up;
-    a->config.weight = 2;
+    set_weight(*a, 2);
     BackendSlot& as = a->slot(0);
     as.connections.add(80);
     as.failures.add(1);
@@ -78,7 +81,7 @@ struct World {
     b->health_record.last_check = 1767225601.9;
     b->health_record.last_error = "connect: connection refused";
     c->config.backup = true;
-    c->config.drain = true;
+    set_drain(*c, true);
     auto web = service("web", "0.0.0.0:8080", {a, b, c});
     ServiceSlot& ws = web->slot(0);
     ws.accepted.add(120);

@@ -11,6 +11,7 @@
 using namespace l4lb;
 using l4lb::testing::backend;
 using l4lb::testing::pick;
+using l4lb::testing::set_drain;
 
 namespace {
 std::shared_ptr<Backend> make_backend(int port, bool backup = false) {
@@ -52,7 +53,7 @@ TEST_CASE("down, draining and full backends are skipped") {
   auto a = make_backend(1), b = make_backend(2), c = make_backend(3);
   Pool pool = make_pool({a, b, c});
   a->health = HealthState::Down;
-  b->config.drain = true;
+  set_drain(*b, true);
   for (int i = 0; i < 3; ++i) CHECK(pool.acquire({}, {}).get() == c.get());
   c->config.max_connections = 1;
   Lease held = pool.acquire({}, {});
@@ -171,9 +172,9 @@ TEST_CASE("any_available sees every tier and follows availability") {
   CHECK(pool.any_available());
   a->health = HealthState::Down;
   CHECK(pool.any_available());
-  spare->config.drain = true;
+  set_drain(*spare, true);
   CHECK_FALSE(pool.any_available());
-  spare->config.drain = false;
+  set_drain(*spare, false);
   CHECK(pool.any_available());
 }
 

@@ -51,7 +51,7 @@ TEST_CASE("every algorithm skips down, draining and full backends, refreshed or 
       auto bs = four();
       Pool pool(bs, alg);
       bs[0]->health = HealthState::Down;
-      bs[1]->config.drain = true;
+      set_drain(*bs[1], true);
       bs[2]->config.max_connections = 2;
       Lease h1(bs[2]), h2(bs[2]);
       if (refresh) pool.refresh();
@@ -134,7 +134,7 @@ TEST_CASE("every algorithm: live counts come back to 0 through churn, refreshes 
         pool.set_health(b, b.health == HealthState::Down ? HealthState::Up : HealthState::Down);
       } else if (r < 39) {
         bs[rng() % bs.size()]->config.max_connections = rng() % 4;
-        bs[rng() % bs.size()]->config.drain = rng() % 2;
+        set_drain(*bs[rng() % bs.size()], rng() % 2);
         pool.refresh();
       } else if (r < 40) {
         auto subset = bs;

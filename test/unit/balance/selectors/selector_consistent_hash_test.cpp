@@ -118,7 +118,7 @@ TEST_CASE("consistent_hash: the same set in another order, or other objects, giv
 TEST_CASE("consistent_hash: a weight change moves about the weight that changed") {
   auto bs = backends(10);
   Pool pool(bs, Algorithm::ConsistentHash);
-  bs[3]->config.weight = 2;  // 10 -> 11 weight units: ~1/11 of the table moves to it
+  set_weight(*bs[3], 2);  // 10 -> 11 weight units: ~1/11 of the table moves to it
   double moved = pool.refresh();
   CHECK(moved > 0.5 / 11);
   CHECK(moved < 1.5 / 11);
@@ -342,7 +342,7 @@ TEST_CASE("consistent_hash: a change applied in place gives the full build's tab
           }
         } else if (kind == 4) {  // a weight change
           size_t i = rng() % bs.size();
-          bs[i]->config.weight = 1 + static_cast<int>(rng() % 6);
+          set_weight(*bs[i], 1 + static_cast<int>(rng() % 6));
           in[i] = true;
         } else {  // a big change
           for (size_t i = 0; i < bs.size(); ++i)
@@ -393,7 +393,7 @@ TEST_CASE("consistent_hash: the table depends only on the set of (address, weigh
   CHECK(a.rebuild(members) == 0);
   CHECK(owners(a) == owners(b));
   // Another weight is another table (but the same addresses keep most slots).
-  copies[0]->config.weight += 1;
+  set_weight(*copies[0], copies[0]->config.weight + 1);
   CHECK(c.rebuild(raw(copies)) > 0);
 }
 

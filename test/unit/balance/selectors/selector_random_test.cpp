@@ -61,7 +61,7 @@ TEST_CASE("random: in proportion to weight, as nginx's random (weights 1..10, an
   CHECK(chi_square(counts) > 1000.0);  // far from uniform
 
   // A reload that changes only weights takes effect (no change of members).
-  for (auto& b : bs) b->config.weight = 1;
+  for (auto& b : bs) set_weight(*b, 1);
   pool.refresh();
   std::fill(counts.begin(), counts.end(), 0);
   for (int i = 0; i < 10000; ++i) {
@@ -74,7 +74,7 @@ TEST_CASE("random: in proportion to weight, as nginx's random (weights 1..10, an
   std::vector<std::shared_ptr<Backend>> many;
   for (int i = 0; i < 200; ++i) many.push_back(backend(400 + i, i == 0 ? 5 : 1));
   Pool sparse = seeded_pool(many, 0x5eed0003);
-  for (size_t k = 3; k < many.size(); ++k) many[k]->config.drain = true;  // draws mostly miss
+  for (size_t k = 3; k < many.size(); ++k) set_drain(*many[k], true);  // draws mostly miss
   std::vector<int> three(3, 0);
   for (int i = 0; i < 14000; ++i) {
     Backend* b = pick(sparse);
@@ -89,7 +89,7 @@ TEST_CASE("random: uniform over the backends that remain when some are unavailab
   for (int i = 0; i < 8; ++i) bs.push_back(backend(200 + i));
   Pool pool = seeded_pool(bs, 0x5eed0004);
   bs[1]->health = HealthState::Down;  // no refresh: redrawn at pick time
-  bs[2]->config.drain = true;
+  set_drain(*bs[2], true);
   bs[3]->config.max_connections = 1;
   Lease full(bs[3]);
   std::vector<Backend*> avoid{bs[4].get()};
@@ -109,7 +109,7 @@ TEST_CASE("random: the linear fallback is uniform too (most members unavailable)
   std::vector<std::shared_ptr<Backend>> bs;
   for (int i = 0; i < 200; ++i) bs.push_back(backend(300 + i));
   Pool pool = seeded_pool(bs, 0x5eed0005);
-  for (size_t k = 2; k < bs.size(); ++k) bs[k]->config.drain = true;  // 8 draws mostly miss
+  for (size_t k = 2; k < bs.size(); ++k) set_drain(*bs[k], true);  // 8 draws mostly miss
   int first = 0;
   for (int i = 0; i < 10000; ++i) first += pick(pool) == bs[0].get();
   CHECK(first > 4700);

@@ -22,6 +22,18 @@ inline std::shared_ptr<Backend> backend(const std::string& address, int weight =
   return std::make_shared<Backend>(bc);
 }
 
+// What a reload does to a backend's file settings, without a Service: the new value, then
+// what is in force (no override, no slow start), as Service::derive() would set it.
+inline void set_drain(Backend& b, bool drain) {
+  b.config.drain = drain;
+  b.set_in_force(drain ? AdminState::Drain : AdminState::Ready, b.config.weight, b.config.weight,
+                 Backend::kRampSteps);
+}
+inline void set_weight(Backend& b, int weight) {
+  b.config.weight = weight;
+  b.set_in_force(b.admin_state(), weight, weight, Backend::kRampSteps);
+}
+
 inline std::shared_ptr<Backend> backend(int port, int weight = 1, bool backup = false) {
   return backend("127.0.0.1:" + std::to_string(port), weight, backup);
 }

@@ -42,8 +42,8 @@ TEST_CASE("weighted_round_robin: equal weights are plain rotation; 2:1 is a b a"
   std::map<const Backend*, char> n{{a.get(), 'a'}, {b.get(), 'b'}, {c.get(), 'c'}};
   CHECK(sequence(pool, n, 6) == "abcabc");
   Pool two({a, b}, Algorithm::WeightedRoundRobin);
-  a->config.weight = 2;
-  b->config.weight = 1;
+  set_weight(*a, 2);
+  set_weight(*b, 1);
   two.refresh();
   CHECK(sequence(two, n, 6) == "abaaba");
 }
@@ -53,7 +53,7 @@ TEST_CASE("weighted_round_robin: a weight change takes effect at the next refres
   Pool pool({a, b, c}, Algorithm::WeightedRoundRobin);
   std::map<const Backend*, char> n{{a.get(), 'a'}, {b.get(), 'b'}, {c.get(), 'c'}};
   CHECK(sequence(pool, n, 3) == "aab");
-  c->config.weight = 3;  // a reload overwrites the config...
+  set_weight(*c, 3);  // a reload overwrites the config...
   CHECK(sequence(pool, n, 2) == "ac");  // ...the old schedule runs until the refresh
   pool.refresh();
   // 5:1:3 by hand (current weights after each round, the largest chosen):

@@ -27,11 +27,33 @@ for _ in $(seq 50); do   # wait until l4lb accepts
   sleep 0.1
 done
 
+curls() {
+  for i in $(seq "$1"); do
+    printf '  curl http://127.0.0.1:18080/  ->  %s\n' "$(curl -sS --max-time 2 http://127.0.0.1:18080/)"
+  done
+}
+ctl() { echo "\$ l4lb ctl -c conf/demo.yaml $*"; build/l4lb ctl -c conf/demo.yaml "$@" | sed 's/^/  /'; }
+
 echo
 echo "l4lb listens on 127.0.0.1:18080 in front of backend-1..3 (round_robin):"
-for i in $(seq 6); do
-  printf '  curl http://127.0.0.1:18080/  ->  %s\n' "$(curl -sS --max-time 2 http://127.0.0.1:18080/)"
+curls 6
+echo
+ctl status
+echo
+echo "Take backend-2 out (open connections would run to completion; new ones go elsewhere):"
+ctl drain demo 127.0.0.1:18082
+curls 4
+ctl status
+echo
+echo "Put it back (slow_start: it ramps up over 2 s), then kill backend-3: its health check takes it out:"
+ctl ready demo 127.0.0.1:18082
+kill "${pids[2]}"
+for _ in $(seq 50); do   # until the checks mark it down (2 failures, 500 ms apart)
+  build/l4lb ctl -c conf/demo.yaml status | grep -q '18083 *down' && break
+  sleep 0.1
 done
+ctl status
+curls 4
 echo
 if [ "$once" -eq 1 ]; then
   echo "demo done; stopping."

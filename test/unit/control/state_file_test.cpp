@@ -394,3 +394,23 @@ TEST_CASE("state file: read_file") {
   CHECK(read_file(f, out, err));
   CHECK(out.size() == kMaxStateFileBytes);
 }
+
+TEST_CASE("state file: the file's values at override time round-trip and are checked") {
+  Overrides o;
+  Override d{AdminState::Drain, 5, false, 1};
+  o[{"web", "127.0.0.1:8001"}] = d;
+  o[{"web", "127.0.0.1:8002"}] = Override{std::nullopt, 3, std::nullopt, std::nullopt};
+  const std::string text = to_json(o);
+  CHECK(text.find(R"("state":"drain","weight":5,"file_drain":false,"file_weight":1})") != std::string::npos);
+  Overrides back;
+  std::string err;
+  REQUIRE(from_json(text, back, err));
+  CHECK(back == o);
+  // Older files (no file_* keys) still read; bad values are rejected with their place.
+  REQUIRE(from_json(R"({"version":1,"overrides":[{"service":"a","backend":"b:1","state":"maint","weight":null}]})", back, err));
+  CHECK_FALSE(back.begin()->second.file_drain);
+  CHECK_FALSE(from_json(R"({"version":1,"overrides":[{"service":"a","backend":"b:1","state":"maint","file_drain":1}]})", back, err));
+  CHECK(err.find("overrides[0].file_drain") != std::string::npos);
+  CHECK_FALSE(from_json(R"({"version":1,"overrides":[{"service":"a","backend":"b:1","weight":2,"file_weight":0}]})", back, err));
+  CHECK(err.find("overrides[0].file_weight") != std::string::npos);
+}

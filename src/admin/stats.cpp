@@ -227,6 +227,10 @@ std::string metrics_text(const ServerState& state, const ProcessInfo& process) {
   w.family("l4lb_build_info", Type::Gauge, "Build information; always 1.");
   w.sample({{"version", L4LB_VERSION}}, uint64_t{1});
 
+  w.family("l4lb_access_log_dropped_total", Type::Counter,
+           "Access-log records dropped: did not fit in the 1 MiB buffer, or lost to a failed write.");
+  w.sample({}, state.access_log_dropped());
+
   w.family("l4lb_config_reloads_total", Type::Counter, "Config reloads (SIGHUP) by result.");
   w.sample({{"result", "success"}}, state.reloads_ok);
   w.sample({{"result", "failure"}}, state.reloads_failed);

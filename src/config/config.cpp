@@ -58,6 +58,8 @@ constexpr Named<ProxyProtocol> kProxyProtocols[] = {
     {"off", ProxyProtocol::Off}, {"v1", ProxyProtocol::V1}, {"v2", ProxyProtocol::V2}};
 constexpr Named<HealthType> kHealthTypes[] = {
     {"tcp", HealthType::Tcp}, {"http", HealthType::Http}, {"none", HealthType::None}};
+constexpr Named<AccessLogFormat> kAccessLogFormats[] = {{"logfmt", AccessLogFormat::Logfmt},
+                                                      {"json", AccessLogFormat::Json}};
 constexpr Named<LogLevel> kLogLevels[] = {{"error", LogLevel::Error},
                                           {"warn", LogLevel::Warn},
                                           {"info", LogLevel::Info},
@@ -875,6 +877,7 @@ const Key<ServiceConfig> kServiceKeys[] = {
     {"max_connections", false, integer(&ServiceConfig::max_connections, 0, 10'000'000)},
     {"proxy_protocol", false, read_proxy_protocol},
     {"slow_start", false, duration(&ServiceConfig::slow_start, true)},
+    {"access_log", false, boolean(&ServiceConfig::access_log)},
     {"health_check", false, nested(&ServiceConfig::health_check, kHealthKeys)},
     {"backends", true, read_backends},
 };
@@ -906,6 +909,15 @@ void read_token_file(Reader& r, const YAML::Node& n, AdminConfig& a) {
     return r.error(n, quote(a.token_file) + ": " + error);
 }
 
+const Key<AccessLogConfig> kAccessLogKeys[] = {
+    {"path", true,
+     [](Reader& r, const YAML::Node& n, AccessLogConfig& a) {
+       r.text(n, a.path, "an absolute file path or \"stderr\"",
+              [](const std::string& s) { return s == "stderr" || (s.size() > 1 && s[0] == '/'); });
+     }},
+    {"format", false, choice(&AccessLogConfig::format, kAccessLogFormats)},
+};
+
 const Key<AdminConfig> kAdminKeys[] = {
     {"listen", true, read_admin_listen},
     {"token_file", false, read_token_file},
@@ -933,6 +945,12 @@ const Key<GlobalConfig> kGlobalKeys[] = {
        if (n.IsNull()) return;
        g.admin.emplace();
        r.map(n, kAdminKeys, *g.admin);
+     }},
+    {"access_log", false,
+     [](Reader& r, const YAML::Node& n, GlobalConfig& g) {
+       if (n.IsNull()) return;
+       g.access_log.emplace();
+       r.map(n, kAccessLogKeys, *g.access_log);
      }},
     {"state_file", false,
      [](Reader& r, const YAML::Node& n, GlobalConfig& g) {

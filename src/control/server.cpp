@@ -66,6 +66,7 @@ Server::Server(struct ev_loop* loop, Log& log, std::string config_path)
   sighup_.start<&Server::on_signal>(loop_, this, SIGHUP);
   sigterm_.start<&Server::on_signal>(loop_, this, SIGTERM);
   sigint_.start<&Server::on_signal>(loop_, this, SIGINT);
+  sigusr1_.start<&Server::on_signal>(loop_, this, SIGUSR1);
   drain_timer_.bind<&Server::on_drain_timeout>(loop_, this);
   slow_start_timer_.bind<&Server::on_slow_start_tick>(loop_, this);
 }
@@ -75,9 +76,10 @@ Server::~Server() {
   admin_.reset();
   probers_.clear();
   for (auto& w : workers_) {
-    w.worker.reset();  // listeners, then sessions, close here
+    w.worker.reset();  // listeners, then sessions, close here (their records logged)
     ev_loop_destroy(w.loop);
   }
+  if (state_.access_log) state_.access_log->flush_and_stop();  // every record written
 }
 
 bool Server::start(const Config& cfg, std::string& error) {
@@ -110,7 +112,7 @@ void Server::start_threads() {
   // Signals are the main thread's: worker threads start with them blocked.
   sigset_t block, old;
   sigemptyset(&block);
-  for (int sig : {SIGHUP, SIGTERM, SIGINT}) sigaddset(&block, sig);
+  for (int sig : {SIGHUP, SIGTERM, SIGINT, SIGUSR1}) sigaddset(&block, sig);
   ::pthread_sigmask(SIG_BLOCK, &block, &old);
   for (WorkerThread& w : workers_) {
     struct ev_loop* loop = w.loop;
@@ -147,7 +149,9 @@ int Server::run() {
 // bind failure leaves it untouched; the swap is the only moment the workers stop.
 bool Server::apply(const Config& cfg, std::string& error, Changes& changes) {
   Plan plan;
-  if (!plan_listeners(cfg, plan, error) || !plan_admin(cfg, plan, error)) return false;
+  if (!plan_listeners(cfg, plan, error) || !plan_admin(cfg, plan, error) ||
+      !plan_access_log(cfg, plan, error))
+    return false;
   plan_services(cfg, plan);
   plan_routes(cfg, plan);
   {
@@ -155,6 +159,11 @@ bool Server::apply(const Config& cfg, std::string& error, Changes& changes) {
     WorldStop world(*this);
     swap_services(cfg, plan);
     swap_listeners(cfg, plan);
+    if (!plan.access_log_same) {  // no worker appends while the pointer changes
+      for (auto& w : workers_) w.worker->access_log = plan.access_log.get();
+      if (state_.access_log) state_.access_log_dropped_before += state_.access_log->dropped();
+      std::swap(state_.access_log, plan.access_log);  // the old one goes with the plan
+    }
     plan.changes.swap_us = monotonic_usec() - stop_start;  // parking included
   }
   publish(cfg, plan);
@@ -221,6 +230,17 @@ bool Server::plan_admin(const Config& cfg, Plan& plan, std::string& error) {
   return false;
 }
 
+// The access log: kept where its path and format stay, else opened anew (a file that
+// cannot be opened rejects the config, as a listen address that cannot be bound does).
+bool Server::plan_access_log(const Config& cfg, Plan& plan, std::string& error) {
+  plan.access_log_same = state_.access_log && cfg.global.access_log &&
+                         config_.global.access_log == cfg.global.access_log;
+  if (!cfg.global.access_log || plan.access_log_same) return true;
+  const AccessLogConfig& al = *cfg.global.access_log;
+  plan.access_log = AccessLog::open(al.path, al.format, workers_.size(), error);
+  return plan.access_log != nullptr;
+}
+
 // Backends matched by address with the running ones (reads only).
 void Server::plan_services(const Config& cfg, Plan& plan) {
   plan.services.resize(cfg.services.size());
@@ -261,6 +281,7 @@ void Server::plan_routes(const Config& cfg, Plan& plan) {
       if (sc.sni.empty()) route->fallback = svc;
       for (const std::string& name : sc.sni) route->names.add(name, index);  // validated by config
       route->read_hello = route->read_hello || !sc.sni.empty();
+      route->access_log = route->access_log || sc.access_log;
       if (sc.accept_proxy) route->proxy_from = sc.accept_proxy->from;  // the same for all (config)
     }
     if (route->inspects()) {
@@ -365,23 +386,29 @@ void Server::reload() {
 }
 
 void Server::on_signal(int signum) {
+  if (signum == SIGUSR1) {  // logrotate moved the access log: a new file at once
+    std::string error;
+    if (state_.access_log && !state_.access_log->reopen(error))
+      log_.warn("access log reopen failed", {{"reason", error}});
+    return;
+  }
   if (signum == SIGHUP) {
     if (!draining_) reload();
     return;
   }
   if (draining_) {  // a second SIGTERM/SIGINT: close everything now
     log_.warn("drain cut short", {{"connections", std::to_string(open_sessions())}});
-    close_all_sessions();
+    close_all_sessions(AccessEnd::Stopped);
     return stop();
   }
   begin_drain();
 }
 
-void Server::close_all_sessions() {
+void Server::close_all_sessions(AccessEnd why) {
   WorldStop world(*this);
   for (auto& w : workers_) {
     w.worker->on_empty = nullptr;
-    w.worker->close_all();
+    w.worker->close_all(why);
   }
 }
 
@@ -410,7 +437,7 @@ void Server::begin_drain() {
 
 void Server::on_drain_timeout() {
   log_.warn("drain timeout", {{"connections", std::to_string(open_sessions())}});
-  close_all_sessions();
+  close_all_sessions(AccessEnd::DrainTimeout);
   stop();
 }
 

@@ -18,12 +18,13 @@ std::string_view to_string(Unrouted r) {
 }
 
 Inspector::Inspector(Worker& worker, std::shared_ptr<const Route> route, UniqueFd client,
-                     const Address& peer, Seat global)
+                     const Address& peer, Seat global, uint64_t accept_us)
     : worker_(worker),
       route_(std::move(route)),
       client_(std::move(client)),
       peer_(peer),
       global_(std::move(global)),
+      accept_us_(accept_us),
       phase_(route_->proxy_from ? Phase::Proxy : Phase::Hello) {
   io_.bind<&Inspector::on_io>(worker_.loop(), this, client_.get());
   timer_.bind<&Inspector::on_timer>(worker_.loop(), this);
@@ -34,7 +35,8 @@ void Inspector::start() {
   io_.set(EV_READ);
 }
 
-void Inspector::abort() {
+void Inspector::abort(AccessEnd why) {
+  if (phase_ != Phase::Done && route_->access_log) worker_.log_client(origin(), {}, peer_, why);
   phase_ = Phase::Done;
   io_.stop();
   timer_.stop();
@@ -42,7 +44,7 @@ void Inspector::abort() {
 }
 
 void Inspector::on_callback_error() {
-  if (!done()) abort();
+  if (!done()) abort(AccessEnd::InternalError);
   reap_if_done();
 }
 
@@ -72,7 +74,7 @@ void Inspector::step() {
     if (n < 0) {
       if (errno == EAGAIN || errno == EWOULDBLOCK) return;
       if (errno == EINTR) continue;
-      return abort();  // the client reset: nothing to route
+      return abort(AccessEnd::ClientReset);  // nothing to route
     }
     size_t got = static_cast<size_t>(n);
     // Woken with nothing new: the client half-closed (or the wake-up said only that).
@@ -87,7 +89,7 @@ void Inspector::step() {
       if (p == ProxyParse::Incomplete) return wait_for(got + 1);
       // The header is not passed on: read it for good (it is in the socket already).
       if (::recv(client_.get(), buf.data(), h.length, 0) != static_cast<ssize_t>(h.length))
-        return abort();
+        return abort(AccessEnd::ClientReset);
       if (!h.local_command && (h.protocol == "TCP4" || h.protocol == "TCP6")) {
         peer_ = h.source;
         local_ = h.destination;
@@ -101,6 +103,7 @@ void Inspector::step() {
     HelloResult r = parse_client_hello(std::span<const uint8_t>(buf.data(), got));
     switch (r.status) {
       case HelloStatus::Done: {
+        if (route_->access_log) sni_.assign(r.server_name);
         const std::shared_ptr<Service>& svc = route_->for_name(r.server_name);
         return svc ? route_to(svc) : unrouted(Unrouted::NoMatch);
       }
@@ -125,6 +128,8 @@ void Inspector::fallback(Unrouted why) {
 
 void Inspector::unrouted(Unrouted why) {
   route_->unrouted->slots[worker_.index()].by_reason[static_cast<size_t>(why)].add(1);
+  if (route_->access_log) worker_.log_client(origin(), {}, peer_, AccessEnd::Unrouted, to_string(why));
+  phase_ = Phase::Done;
   abort();
 }
 
@@ -136,7 +141,7 @@ void Inspector::route_to(const std::shared_ptr<Service>& service) {
     int one = 1;
     ::setsockopt(client_.get(), SOL_SOCKET, SO_RCVLOWAT, &one, sizeof one);
   }
-  worker_.admit(service, std::move(client_), peer_, std::move(global_), local_);
+  worker_.admit(service, std::move(client_), peer_, std::move(global_), local_, origin());
 }
 
 void Inspector::reap_if_done() {

@@ -4,6 +4,7 @@
 
 #include "l4lb/base/net.hpp"
 #include "l4lb/balance/service.hpp"
+#include "l4lb/dataplane/inspect.hpp"
 #include "l4lb/dataplane/worker.hpp"
 
 namespace l4lb {
@@ -29,16 +30,20 @@ bool Listener::on_client(UniqueFd client, const Address& peer) {
   // Limits are reserved in the step that checks them (no number of workers overshoots):
   // the global one here, the service's once the service is known.
   Seat global = Seat::take(*worker_.open_sessions, worker_.max_sessions);
+  const ClientOrigin origin{worker_.accept_clock(), r.listen_text, {}};
   if (!r.inspects() || !global) {
     // Connect at accept; a refusal at a shared address is counted on its plain service.
-    if (r.fallback) worker_.admit(r.fallback, std::move(client), peer, std::move(global));
+    if (r.fallback)
+      worker_.admit(r.fallback, std::move(client), peer, std::move(global), std::nullopt, origin);
     return true;
   }
   if (r.proxy_from && !r.proxy_from->contains(peer)) {
     r.unrouted->slots[worker_.index()].by_reason[static_cast<size_t>(Unrouted::UntrustedProxy)].add(1);
+    if (r.access_log)
+      worker_.log_client(origin, {}, peer, AccessEnd::Unrouted, to_string(Unrouted::UntrustedProxy));
     return true;  // closed at accept
   }
-  worker_.inspect(route_, std::move(client), peer, std::move(global));
+  worker_.inspect(route_, std::move(client), peer, std::move(global), origin.accept_us);
   return true;
 }
 

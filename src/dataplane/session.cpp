@@ -9,6 +9,7 @@
 
 #include <fmt/format.h>
 
+#include "l4lb/base/clock.hpp"
 #include "l4lb/base/duration.hpp"
 #include "l4lb/base/net.hpp"
 #include "l4lb/dataplane/proxy_header.hpp"
@@ -19,13 +20,15 @@
 namespace l4lb {
 
 Session::Session(Worker& worker, std::shared_ptr<Service> service, UniqueFd client,
-                 const Address& peer, Admission admission, std::optional<Address> local)
+                 const Address& peer, Admission admission, std::optional<Address> local,
+                 std::unique_ptr<AccessInfo> access)
     : worker_(worker),
       service_(std::move(service)),
       admission_(std::move(admission)),
       peer_(peer),
       local_(local),
-      client_(std::move(client)) {
+      client_(std::move(client)),
+      access_(std::move(access)) {
   // TCP_NODELAY and SO_KEEPALIVE came with accept() from the listening socket.
   client_io_.bind<&Session::on_client_io>(worker_.loop(), this, client_.get());
   timer_.bind<&Session::on_timer>(worker_.loop(), this);
@@ -44,7 +47,8 @@ Session::~Session() {
 
 void Session::start() { connect_next(); }
 
-void Session::abort() {
+void Session::abort(AccessEnd why) {
+  abort_end_ = why;
   if (phase_ != Phase::Done) finish(Ending::Aborted);
 }
 
@@ -54,7 +58,7 @@ void Session::on_callback_error() {
     worker_.log().warn("connection error", {{"service", service_->config.name},
                                             {"client", peer_.to_string()},
                                             {"reason", "internal error (exception), connection reset"}});
-  if (phase_ != Phase::Done) finish(Ending::Reset, ENOMEM);
+  if (phase_ != Phase::Done) finish(Ending::Error, ENOMEM);
   reap_if_done();
 }
 
@@ -66,6 +70,12 @@ void Session::connect_next() {
     if (!lease) return finish(Ending::NoBackend);
     bool in_progress = false;
     connect_start_ = ev_time();
+    if (access_) {
+      access_->backend = lease.backend().config.address_text;
+      access_->attempt_us = monotonic_usec();
+      access_->connect_us = 0;
+      ++access_->attempts;
+    }
     UniqueFd fd = connect_tcp(lease.backend().config.address, in_progress);
     if (!fd) {
       int err = errno;
@@ -87,6 +97,7 @@ bool Session::connect_failed(int error) {
   Backend& b = lease_.backend();
   timer_.stop();
   backend_io_.stop();
+  if (access_) access_->connect_us = monotonic_usec() - access_->attempt_us;
   if (resource_shortage(error)) {  // this host is out of something, not the backend failing
     if (worker_.warn_resources_now())
       worker_.log().warn("connect failed", {{"service", service_->config.name},
@@ -126,6 +137,7 @@ void Session::established() {
   BackendSlot& counts = b.slot(worker_.index());
   counts.connections.add(1);
   counts.observe_connect(ev_time() - connect_start_);
+  if (access_) access_->connect_us = monotonic_usec() - access_->attempt_us;
   last_active_ = ev_now(worker_.loop());
   if (service_->config.idle_timeout.count() > 0)
     timer_.start(to_seconds(service_->config.idle_timeout));
@@ -140,11 +152,13 @@ bool Session::send_proxy_header() {
   std::string header;
   if (!build_proxy_header(service_->config.proxy_protocol, peer_,
                           local_ ? *local_ : local_address(client_.get()), header)) {
+    reset_by_ = 2;
     finish(Ending::Reset, EAFNOSUPPORT);
     return false;
   }
   ssize_t n = ::send(lease_.fd(), header.data(), header.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
   if (n < 0 && errno != EAGAIN) {
+    reset_by_ = 1;
     finish(Ending::Reset, errno);
     return false;
   }
@@ -154,6 +168,7 @@ bool Session::send_proxy_header() {
   if (!(up_.pipe = worker_.pipes().acquire()) ||
       ::write(up_.pipe.write_end.get(), header.data() + sent, header.size() - sent) !=
           static_cast<ssize_t>(header.size() - sent)) {
+    reset_by_ = 2;
     finish(Ending::Reset, errno ? errno : ENOBUFS);
     return false;
   }
@@ -216,6 +231,7 @@ bool Session::pump(Flow& f, int from, int to, bool upstream) {
       IoResult r = splice_out(f.pipe.read_end.get(), to, f.queued);
       if (r.status == IoStatus::Error) {
         error_ = r.error;
+        fault_ = Fault::Destination;
         step = Step::Failed;
         break;
       }
@@ -234,6 +250,7 @@ bool Session::pump(Flow& f, int from, int to, bool upstream) {
   if (moved > 0) {
     last_active_ = ev_now(worker_.loop());
     Backend& b = lease_.backend();
+    (upstream ? bytes_in_ : bytes_out_) += moved;
     if (upstream) {
       service_->slot(worker_.index()).bytes_in.add(moved);
       b.slot(worker_.index()).bytes_in.add(moved);
@@ -243,6 +260,11 @@ bool Session::pump(Flow& f, int from, int to, bool upstream) {
     }
   }
   if (step == Step::Failed) {
+    // The source of an upstream flow is the client; of a downstream one, the backend.
+    if (fault_ == Fault::Local)
+      reset_by_ = 2;
+    else
+      reset_by_ = (fault_ == Fault::Source) == upstream ? 0 : 1;
     finish(Ending::Reset, error_);
     return false;
   }
@@ -268,10 +290,12 @@ Session::Step Session::copy_step(Flow& f, int from, int to, size_t& moved) {
     if (errno == EAGAIN || errno == EWOULDBLOCK) return Step::Drained;
     if (errno == EINTR) return Step::Again;
     error_ = errno;
+    fault_ = Fault::Source;
     return Step::Failed;
   }
   if (n == 0) {
     f.eof = true;
+    saw_eof(f);
     return Step::Drained;
   }
   size_t got = static_cast<size_t>(n);
@@ -279,6 +303,7 @@ Session::Step Session::copy_step(Flow& f, int from, int to, size_t& moved) {
   if (m < 0) {
     if (errno != EAGAIN && errno != EWOULDBLOCK) {
       error_ = errno;
+      fault_ = Fault::Destination;
       return Step::Failed;
     }
     m = 0;
@@ -288,11 +313,13 @@ Session::Step Session::copy_step(Flow& f, int from, int to, size_t& moved) {
   if (sent < got) {  // park the rest in a pipe until TO is writable
     if (!f.pipe && !(f.pipe = worker_.pipes().acquire())) {
       error_ = errno;
+      fault_ = Fault::Local;
       return Step::Failed;
     }
     ssize_t w = ::write(f.pipe.write_end.get(), buf.data() + sent, got - sent);
     if (w != static_cast<ssize_t>(got - sent)) {
       error_ = w < 0 ? errno : ENOBUFS;
+      fault_ = Fault::Local;
       return Step::Failed;
     }
     f.queued = got - sent;
@@ -309,6 +336,7 @@ Session::Step Session::copy_step(Flow& f, int from, int to, size_t& moved) {
 Session::Step Session::splice_step(Flow& f, int from) {
   if (!f.pipe && !(f.pipe = worker_.pipes().acquire())) {
     error_ = errno;
+    fault_ = Fault::Local;
     return Step::Failed;
   }
   size_t want = f.pipe.capacity;  // the pipe is empty here
@@ -320,6 +348,7 @@ Session::Step Session::splice_step(Flow& f, int from) {
       return r.bytes < want ? Step::Drained : Step::Again;
     case IoStatus::Eof:
       f.eof = true;
+      saw_eof(f);
       return Step::Drained;
     case IoStatus::WouldBlock:
       return Step::Drained;
@@ -327,6 +356,7 @@ Session::Step Session::splice_step(Flow& f, int from) {
       break;
   }
   error_ = r.error;
+  fault_ = Fault::Source;
   return Step::Failed;
 }
 
@@ -343,7 +373,7 @@ void Session::finish(Ending ending, int error) {
   backend_io_.stop();
   timer_.stop();
   if (ending == Ending::NoBackend) service_->slot(worker_.index()).refused.add(1);
-  if (ending == Ending::Reset || ending == Ending::Aborted) {
+  if (ending == Ending::Reset || ending == Ending::Aborted || ending == Ending::Error) {
     // A reset on one side resets the other.
     set_reset_on_close(client_.get());
     if (lease_) set_reset_on_close(lease_.fd());
@@ -353,8 +383,9 @@ void Session::finish(Ending ending, int error) {
     fin_and_drop_input(client_.get());
     if (lease_) fin_and_drop_input(lease_.fd());
   }
+  if (access_) log_access(ending);
   if (worker_.log().enabled(LogLevel::Debug)) {
-    static constexpr const char* names[] = {"closed", "reset", "idle", "no backend", "aborted"};
+    static constexpr const char* names[] = {"closed", "reset", "idle", "no backend", "aborted", "error"};
     worker_.log().debug("connection end",
                         {{"service", service_->config.name},
                          {"client", peer_.to_string()},
@@ -362,6 +393,42 @@ void Session::finish(Ending ending, int error) {
                          {"ending", names[static_cast<int>(ending)]},
                          {"reason", error ? error_text(error) : "-"}});
   }
+}
+
+AccessEnd Session::access_end(Ending ending) const {
+  switch (ending) {
+    case Ending::Closed: return first_fin_ == 1 ? AccessEnd::BackendClosed : AccessEnd::ClientClosed;
+    case Ending::Reset:
+      return reset_by_ == 0 ? AccessEnd::ClientReset
+             : reset_by_ == 1 ? AccessEnd::BackendReset
+                              : AccessEnd::InternalError;
+    case Ending::Idle: return AccessEnd::IdleTimeout;
+    case Ending::NoBackend:
+      return access_ && access_->attempts > 0 ? AccessEnd::ConnectFailed : AccessEnd::NoBackend;
+    case Ending::Aborted: return abort_end_;
+    case Ending::Error: return AccessEnd::InternalError;
+  }
+  return AccessEnd::InternalError;
+}
+
+// The record of this session, made from what it knows (no syscall but the clock).
+void Session::log_access(Ending ending) {
+  AccessLog* log = worker_.access_log;
+  if (!log) return;
+  AccessRecord r;
+  r.end_time = unix_now();
+  r.service = service_->config.name;
+  r.client = peer_.to_string();
+  r.listen = std::move(access_->listen);
+  r.sni = std::move(access_->sni);
+  r.backend = std::move(access_->backend);
+  r.connect_us = access_->connect_us;
+  r.duration_us = monotonic_usec() - access_->accept_us;
+  r.bytes_in = bytes_in_;
+  r.bytes_out = bytes_out_;
+  r.retries = access_->attempts > 1 ? access_->attempts - 1 : 0;
+  r.end = access_end(ending);
+  log->append(worker_.index(), r);
 }
 
 void Session::reap_if_done() {

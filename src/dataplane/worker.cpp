@@ -39,31 +39,57 @@ Worker::~Worker() {
 }
 
 void Worker::admit(const std::shared_ptr<Service>& service, UniqueFd client, const Address& peer,
-                   Seat global, std::optional<Address> local) {
+                   Seat global, std::optional<Address> local, const ClientOrigin& origin) {
   Service& svc = *service;
   ServiceSlot& counts = svc.slot(index_);
   counts.accepted.add(1);
   Seat seat = global ? Seat::take(svc.active_count(), svc.config.max_connections) : Seat{};
   if (!seat || !svc.pool.any_available()) {
     counts.refused.add(1);
+    if (access_log && svc.config.access_log)
+      log_client(origin, svc.config.name, peer, AccessEnd::NoBackend);
     return;  // the client closes here, its places given back
   }
   start_session(service, std::move(client), peer, Admission{std::move(global), std::move(seat)},
-                local);
+                local, origin);
+}
+
+void Worker::log_client(const ClientOrigin& origin, const std::string& service,
+                        const Address& client, AccessEnd end, std::string_view reason) {
+  if (!access_log) return;
+  AccessRecord r;
+  r.end_time = unix_now();
+  r.service = service;
+  r.client = client.to_string();
+  r.listen = origin.listen;
+  r.sni = origin.sni;
+  r.duration_us = origin.accept_us ? monotonic_usec() - origin.accept_us : 0;
+  r.end = end;
+  r.reason = reason;
+  access_log->append(index_, r);
 }
 
 void Worker::start_session(std::shared_ptr<Service> service, UniqueFd client, const Address& peer,
-                           Admission admission, std::optional<Address> local) {
+                           Admission admission, std::optional<Address> local,
+                           const ClientOrigin& origin) {
+  std::unique_ptr<AccessInfo> access;
+  if (access_log && service->config.access_log) {
+    access = std::make_unique<AccessInfo>();
+    access->accept_us = origin.accept_us ? origin.accept_us : monotonic_usec();
+    access->listen = origin.listen;
+    access->sni = origin.sni;
+  }
   auto* s = new Session(*this, std::move(service), std::move(client), peer, std::move(admission),
-                        local);
+                        local, std::move(access));
   sessions_.push_front(s);
   s->start();
   if (s->done()) reap(s);
 }
 
 void Worker::inspect(std::shared_ptr<const Route> route, UniqueFd client, const Address& peer,
-                     Seat global) {
-  auto* i = new Inspector(*this, std::move(route), std::move(client), peer, std::move(global));
+                     Seat global, uint64_t accept_us) {
+  auto* i = new Inspector(*this, std::move(route), std::move(client), peer, std::move(global),
+                          accept_us);
   inspectors_.push_front(i);
   i->start();
 }
@@ -84,13 +110,13 @@ void Worker::check_empty() {
   if (sessions_.empty() && inspectors_.empty() && on_empty) on_empty();
 }
 
-void Worker::close_all() {
+void Worker::close_all(AccessEnd why) {
   while (Inspector* i = inspectors_.front()) {
-    i->abort();
+    i->abort(why);
     reap(i);
   }
   while (Session* s = sessions_.front()) {
-    s->abort();
+    s->abort(why);
     reap(s);
   }
 }
@@ -100,7 +126,7 @@ size_t Worker::close_backend(const Backend* backend) {
   for (Session* s = sessions_.front(); s; s = sessions_.next(s))
     if (s->backend() == backend && !s->done()) doomed.push_back(s);
   for (Session* s : doomed) {
-    s->abort();
+    s->abort(AccessEnd::AdminClosed);
     reap(s);
   }
   return doomed.size();

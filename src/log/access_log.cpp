@@ -33,6 +33,7 @@ std::string_view to_string(AccessEnd end) {
     case AccessEnd::DrainTimeout: return "drain_timeout";
     case AccessEnd::Stopped: return "stopped";
     case AccessEnd::AdminClosed: return "admin_closed";
+    case AccessEnd::InternalError: return "internal_error";
   }
   return "unknown";
 }
@@ -185,7 +186,9 @@ void format_json(const AccessRecord& r, std::string& out) {
 UniqueFd AccessLog::open_path(const std::string& path, std::string& error) {
   int fd = path == "stderr"
                ? ::fcntl(2, F_DUPFD_CLOEXEC, 3)
-               : ::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY, 0640);
+               // O_NONBLOCK: a FIFO nobody reads makes writes fail (records dropped and
+               // counted) rather than stall the writer, and with it the flush at exit.
+               : ::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY | O_NONBLOCK, 0640);
   if (fd < 0) error = fmt::format("open access log {}: {}", path, error_text(errno));
   return UniqueFd(fd);
 }

@@ -25,6 +25,7 @@ enum class Algorithm {
 enum class ProxyProtocol { Off, V1, V2 };
 enum class HealthType { Tcp, Http, None };
 enum class LogLevel { Error = 3, Warn = 4, Info = 6, Debug = 7 };  // syslog priorities
+enum class AccessLogFormat { Logfmt, Json };
 
 std::string_view to_string(Algorithm a);       // "round_robin", ...
 std::string_view to_string(ProxyProtocol p);   // "off", "v1", "v2"
@@ -74,6 +75,7 @@ struct ServiceConfig {
   ProxyProtocol proxy_protocol = ProxyProtocol::Off;
   Millis slow_start{0};          // 0 = none: a backend back in service gets its full share at once
   HealthCheckConfig health_check;
+  bool access_log = true;        // log this service's connections when global.access_log is set
   std::vector<BackendConfig> backends;  // at least one
 };
 
@@ -89,6 +91,13 @@ struct AdminConfig {
   }
 };
 
+// global.access_log: one record per client connection (log/access_log.hpp).
+struct AccessLogConfig {
+  std::string path;  // a file (appended to; reopened on SIGUSR1), or "stderr"
+  AccessLogFormat format = AccessLogFormat::Logfmt;
+  bool operator==(const AccessLogConfig&) const = default;
+};
+
 struct GlobalConfig {
   int workers = 1;                   // 1..1024; "auto" in the file = number of CPUs
   uint32_t max_connections = 65536;  // 0 = unlimited, as for services and backends
@@ -97,6 +106,7 @@ struct GlobalConfig {
   Millis inspect_timeout{5000};      // > 0: PROXY header and ClientHello, from accept
   std::optional<AdminConfig> admin;  // absent = no admin port
   std::string state_file;            // admin overrides kept across restarts; empty = none
+  std::optional<AccessLogConfig> access_log;  // absent = no access log
 };
 
 struct Config {

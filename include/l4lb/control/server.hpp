@@ -66,6 +66,8 @@ class Server : public AdminControl {
   };
   struct Plan {
     std::vector<ServicePlan> services;  // in config order
+    bool access_log_same = false;       // the running access log stays
+    std::shared_ptr<AccessLog> access_log;  // else the new one (null: none)
     std::vector<ListenPlan> listens;    // in the order the file first names them
     bool admin_same = false;            // the admin listener stays
     UniqueFd admin_fd;                  // else its new socket (if any)
@@ -74,6 +76,7 @@ class Server : public AdminControl {
   bool apply(const Config& cfg, std::string& error, Changes& changes);
   bool plan_listeners(const Config& cfg, Plan& plan, std::string& error);
   bool plan_admin(const Config& cfg, Plan& plan, std::string& error);
+  bool plan_access_log(const Config& cfg, Plan& plan, std::string& error);
   void plan_services(const Config& cfg, Plan& plan);
   void plan_routes(const Config& cfg, Plan& plan);
   void swap_services(const Config& cfg, Plan& plan);
@@ -101,7 +104,7 @@ class Server : public AdminControl {
   void start_threads();
   void stop_threads();
   void check_drained();
-  void close_all_sessions();
+  void close_all_sessions(AccessEnd why);
   size_t open_sessions() const { return open_sessions_.load(std::memory_order_relaxed); }
 
   // One data worker: its own event loop on its own thread.
@@ -128,7 +131,7 @@ class Server : public AdminControl {
   std::unique_ptr<AdminServer> admin_;  // destroyed before the state it reads
   bool draining_ = false;
   bool stopped_ = false;
-  SignalWatcher sighup_, sigterm_, sigint_;
+  SignalWatcher sighup_, sigterm_, sigint_, sigusr1_;
   TimerWatcher drain_timer_;
   TimerWatcher slow_start_timer_;
   double slow_start_period_ = 0;  // seconds between ticks; 0 = no service has slow_start

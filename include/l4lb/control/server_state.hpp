@@ -7,6 +7,7 @@
 
 #include "l4lb/balance/service.hpp"
 #include "l4lb/dataplane/route.hpp"
+#include "l4lb/log/access_log.hpp"
 
 namespace l4lb {
 
@@ -19,6 +20,11 @@ struct ServerState {
   uint64_t generation = 0;      // 1 at start, +1 per successful reload
   std::vector<std::shared_ptr<Service>> services;  // in config order
   std::vector<std::shared_ptr<const Route>> routes;  // one per listen address, in config order
+  std::shared_ptr<AccessLog> access_log;     // the access log in use (null: off)
+  uint64_t access_log_dropped_before = 0;   // records dropped by access logs replaced since start
+  uint64_t access_log_dropped() const {
+    return access_log_dropped_before + (access_log ? access_log->dropped() : 0);
+  }
 };
 
 }  // namespace l4lb

@@ -16,6 +16,7 @@
 #include "l4lb/base/fd.hpp"
 #include "l4lb/base/intrusive_list.hpp"
 #include "l4lb/base/watch.hpp"
+#include "l4lb/dataplane/session.hpp"
 #include "l4lb/dataplane/route.hpp"
 
 namespace l4lb {
@@ -25,13 +26,15 @@ class Worker;
 class Inspector : public ListLinks<Inspector> {
  public:
   Inspector(Worker& worker, std::shared_ptr<const Route> route, UniqueFd client,
-            const Address& peer, Seat global);
+            const Address& peer, Seat global, uint64_t accept_us = 0);
   Inspector(const Inspector&) = delete;
   Inspector& operator=(const Inspector&) = delete;
 
   void start();
   bool done() const { return phase_ == Phase::Done; }
-  void abort();              // closes the client now; the caller reaps
+  // Closes the client now; the caller reaps. WHY: its access-log end (a stop, or the
+  // client's reset while inspected).
+  void abort(AccessEnd why = AccessEnd::Stopped);
   void on_callback_error();  // an exception in a handler: closed, like a client that vanished
 
  private:
@@ -51,6 +54,9 @@ class Inspector : public ListLinks<Inspector> {
   Address peer_;                  // the client: the PROXY header's source once read
   std::optional<Address> local_;  // the PROXY header's destination, where there is one
   Seat global_;                   // the client's place under global.max_connections
+  uint64_t accept_us_;            // for the access log (0: off)
+  std::string sni_;               // the server name the client sent (access log), if any
+  ClientOrigin origin() const { return {accept_us_, route_->listen_text, sni_}; }
   Phase phase_;
   size_t peeked_ = 0;             // bytes seen at the last wake-up (same again: EOF)
   bool lowat_set_ = false;

@@ -50,6 +50,7 @@ struct Route {
   std::optional<CidrSet> proxy_from;               // accept_proxy: trusted front balancers
   Millis inspect_timeout{5000};
   std::shared_ptr<UnroutedCounts> unrouted;        // set where the address inspects
+  bool access_log = false;                         // some service on it logs (unrouted clients)
 
   bool inspects() const { return read_hello || proxy_from.has_value(); }
   // The service for a ClientHello's server name (empty: none sent): the best sni match,

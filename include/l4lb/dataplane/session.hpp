@@ -3,7 +3,10 @@
 // while bytes are in flight, passes half-closes and resets on, and ends once: the
 // destructor is the only close path.
 #pragma once
+#include <cstdint>
 #include <memory>
+#include <string>
+#include <string_view>
 #include <optional>
 #include <vector>
 
@@ -13,25 +16,47 @@
 #include "l4lb/balance/lease.hpp"
 #include "l4lb/dataplane/pipe.hpp"
 #include "l4lb/base/watch.hpp"
+#include "l4lb/log/access_log.hpp"
 
 namespace l4lb {
 
 class Worker;
 struct Service;
 
+// Where a client came from, for its access-log record (read during the call only).
+struct ClientOrigin {
+  uint64_t accept_us = 0;         // monotonic_usec() at accept (0: the log is off)
+  std::string_view listen;        // the listen address as written
+  std::string_view sni;           // the server name the client sent, if any
+};
+
+// What the access log needs of a session beyond what it counts anyway; made only where
+// the service's connections are logged.
+struct AccessInfo {
+  uint64_t accept_us = 0;
+  std::string listen;
+  std::string sni;
+  std::string backend;        // the last connect attempt's backend
+  uint64_t attempt_us = 0;    // when that attempt began
+  uint64_t connect_us = 0;    // how long it took (to established or to failure)
+  uint32_t attempts = 0;
+};
+
 class Session : public ListLinks<Session> {  // in its Worker's list
  public:
   // LOCAL: the address the client connected to, where a PROXY header said it.
   Session(Worker& worker, std::shared_ptr<Service> service, UniqueFd client, const Address& peer,
-          Admission admission, std::optional<Address> local = {});
+          Admission admission, std::optional<Address> local = {},
+          std::unique_ptr<AccessInfo> access = nullptr);
   Session(const Session&) = delete;
   Session& operator=(const Session&) = delete;
   ~Session();
 
   void start();
   bool done() const { return phase_ == Phase::Done; }
-  // Ends the session now (shutdown); the caller reaps it.
-  void abort();
+  // Ends the session now with a reset of both sides; the caller reaps it. WHY is its
+  // access-log end (stopped, drain_timeout, admin_closed).
+  void abort(AccessEnd why = AccessEnd::Stopped);
   // The backend this session is connected (or connecting) to; null when none.
   const Backend* backend() const { return lease_ ? &lease_.backend() : nullptr; }
   // An exception in one of this session's handlers (bad_alloc, ...): this connection
@@ -40,7 +65,9 @@ class Session : public ListLinks<Session> {  // in its Worker's list
 
  private:
   enum class Phase { Connecting, Established, Done };
-  enum class Ending { Closed, Reset, Idle, NoBackend, Aborted };
+  enum class Ending { Closed, Reset, Idle, NoBackend, Aborted, Error };
+  // Where the failure that ends a session with a reset happened.
+  enum class Fault : int8_t { None, Source, Destination, Local };
 
   // One direction of the pair. Small reads are copied through the worker's scratch
   // buffer (read + send: cheapest for request/response traffic); once a read fills
@@ -69,8 +96,14 @@ class Session : public ListLinks<Session> {  // in its Worker's list
   Step copy_step(Flow& flow, int from, int to, size_t& moved);
   Step splice_step(Flow& flow, int from);
   int error_ = 0;  // errno of the failure that ends the session with a reset
+  Fault fault_ = Fault::None;  // and where it happened (copy_step, splice_step, pump)
   void watch();
   void finish(Ending ending, int error = 0);
+  AccessEnd access_end(Ending ending) const;
+  void log_access(Ending ending);
+  void saw_eof(const Flow& f) {
+    if (first_fin_ < 0) first_fin_ = &f == &up_ ? 0 : 1;
+  }
   void reap_if_done();
 
   Worker& worker_;
@@ -87,6 +120,12 @@ class Session : public ListLinks<Session> {  // in its Worker's list
   Phase phase_ = Phase::Connecting;
   double last_active_ = 0;         // ev_now() of the last payload byte
   double connect_start_ = 0;       // ev_time() when the current backend connect began
+  uint64_t bytes_in_ = 0;          // client -> backend, this session's payload
+  uint64_t bytes_out_ = 0;         // backend -> client
+  int8_t first_fin_ = -1;          // whose FIN came first: 0 the client, 1 the backend
+  int8_t reset_by_ = -1;           // whose failure ended it: 0 the client, 1 the backend, 2 l4lb
+  AccessEnd abort_end_ = AccessEnd::Stopped;
+  std::unique_ptr<AccessInfo> access_;  // null: this session is not logged
   // Watchers last: destroyed (stopped) before the fds above are closed.
   IoWatcher client_io_;
   IoWatcher backend_io_;

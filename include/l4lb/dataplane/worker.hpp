@@ -21,6 +21,8 @@
 #include "l4lb/log/log.hpp"
 #include "l4lb/dataplane/pipe.hpp"
 #include "l4lb/base/watch.hpp"
+#include "l4lb/base/clock.hpp"
+#include "l4lb/dataplane/session.hpp"
 
 namespace l4lb {
 
@@ -53,20 +55,30 @@ class Worker {
   // takes its place under the service's limit and starts its session (backend connect at
   // once), or refuses it (counted; the client closes). LOCAL: the address the client
   // connected to, where a PROXY header said it (else the socket's own is used).
+  // ORIGIN: where it came from, for the access log.
   void admit(const std::shared_ptr<Service>& service, UniqueFd client, const Address& peer,
-             Seat global, std::optional<Address> local = {});
+             Seat global, std::optional<Address> local = {}, const ClientOrigin& origin = {});
   // Starts the session of a client admitted under the connection limits.
   void start_session(std::shared_ptr<Service> service, UniqueFd client, const Address& peer,
-                     Admission admission, std::optional<Address> local = {});
+                     Admission admission, std::optional<Address> local = {},
+                     const ClientOrigin& origin = {});
+  // The access log (null: off); swapped by the server while the workers are stopped.
+  AccessLog* access_log = nullptr;
+  // When an access-log record starts (accept): the clock, only where a log is on.
+  uint64_t accept_clock() const { return access_log ? monotonic_usec() : 0; }
+  // Appends a record for a client that never had a session (refused, unrouted).
+  void log_client(const ClientOrigin& origin, const std::string& service, const Address& client,
+                  AccessEnd end, std::string_view reason = {});
   // A client of an inspecting address: its route is found first (Inspector).
-  void inspect(std::shared_ptr<const Route> route, UniqueFd client, const Address& peer, Seat global);
+  void inspect(std::shared_ptr<const Route> route, UniqueFd client, const Address& peer, Seat global,
+               uint64_t accept_us = 0);
   // Destroys a finished session or inspector: called once, after its handler returned.
   void reap(Session* session);
   void reap(Inspector* inspector);
   // Where inspectors peek at what their clients sent (used within one handler call).
   std::span<uint8_t> peek_buffer() { return {peek_.get(), kMaxRead}; }
-  // Ends every open session at once (second SIGTERM, end of drain).
-  void close_all();
+  // Ends every open session at once (second SIGTERM: stopped; end of drain: drain_timeout).
+  void close_all(AccessEnd why = AccessEnd::Stopped);
   // Resets every session of this worker connected or connecting to BACKEND (the admin
   // port's DELETE .../connections); returns how many.
   size_t close_backend(const Backend* backend);

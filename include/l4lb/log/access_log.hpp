@@ -27,6 +27,7 @@
 #include <thread>
 
 #include "l4lb/base/counters.hpp"
+#include "l4lb/config/config.hpp"
 #include "l4lb/base/fd.hpp"
 
 namespace l4lb {
@@ -45,6 +46,7 @@ enum class AccessEnd {
   DrainTimeout,
   Stopped,        // second stop signal
   AdminClosed,
+  InternalError,  // not in the contract's list: an exception in a handler (bad_alloc) reset it
 };
 
 // "client_closed", "backend_closed", ... as the `end` field spells it.
@@ -78,7 +80,7 @@ struct AccessRecord {
 void format_logfmt(const AccessRecord& r, std::string& out);
 void format_json(const AccessRecord& r, std::string& out);
 
-enum class AccessLogFormat { Logfmt, Json };
+// AccessLogFormat (logfmt | json) is config.hpp's.
 std::string_view to_string(AccessLogFormat format);
 
 class AccessLog {

@@ -52,6 +52,9 @@ subst "$ROOT/docs/l4lb.8" "$DESTDIR$MANDIR/man8/l4lb.8" 0644
 subst "$ROOT/docs/l4lb.yaml.5" "$DESTDIR$MANDIR/man5/l4lb.yaml.5" 0644
 install -m 0644 "$ROOT/conf/l4lb.yaml" "$DESTDIR$DOCDIR/l4lb.yaml.example"
 install -m 0644 "$ROOT/README.md" "$DESTDIR$DOCDIR/README.md"
+# logrotate for the access log (SIGUSR1 reopens it); under /etc like the config.
+install -d -m 0755 "$DESTDIR/etc/logrotate.d"
+install -m 0644 "$ROOT/conf/logrotate.d/l4lb" "$DESTDIR/etc/logrotate.d/l4lb"
 
 # The config: readable by the unit's dynamic user; an existing one is never touched.
 if [ -e "$DESTDIR$CONFDIR/l4lb.yaml" ]; then

@@ -91,6 +91,15 @@ ojson backend_json(const Backend& b, const ServiceConfig& sc) {
   };
 }
 
+namespace {
+ojson rejected_json(const Service& svc) {
+  ojson counts = ojson::object();
+  for (size_t i = 0; i < kRejectedReasons; ++i)
+    counts[std::string(to_string(static_cast<Rejected>(i)))] = svc.rejected(static_cast<Rejected>(i));
+  return counts;
+}
+}  // namespace
+
 ojson stats_json(const ServerState& state, double now) {
   ojson services = ojson::array();
   for (const auto& svc : state.services) {
@@ -107,6 +116,8 @@ ojson stats_json(const ServerState& state, double now) {
         {"active_connections", c.active},
         {"total_connections", c.accepted},
         {"refused_connections", c.refused},
+        {"queued", svc->queue.size()},
+        {"rejected_connections", rejected_json(*svc)},
         {"bytes_in", c.bytes_in},
         {"bytes_out", c.bytes_out},
         {"backends", std::move(backends)},
@@ -257,6 +268,16 @@ std::string metrics_text(const ServerState& state, const ProcessInfo& process) {
   w.family("l4lb_service_connections_refused_total", Type::Counter,
            "Clients closed at once without a backend (none available, or a limit reached).");
   for (const auto& s : services) w.sample({{"service", s->config.name}}, s->totals().refused);
+
+  w.family("l4lb_service_connections_rejected_total", Type::Counter,
+           "Clients rejected at admission (reset), by reason; not in refused.");
+  for (const auto& s : services)
+    for (size_t i = 0; i < kRejectedReasons; ++i)
+      w.sample({{"service", s->config.name}, {"reason", std::string(to_string(static_cast<Rejected>(i)))}},
+               s->rejected(static_cast<Rejected>(i)));
+
+  w.family("l4lb_service_queue_length", Type::Gauge, "Clients waiting for a backend now.");
+  for (const auto& s : services) w.sample({{"service", s->config.name}}, uint64_t{s->queue.size()});
 
   w.family("l4lb_listener_connections_unrouted_total", Type::Counter,
            "Clients of an inspecting listen address closed without a service, by reason.");

@@ -44,6 +44,7 @@ void Service::report_health(Backend& b, bool ok, std::string_view reason, Log& l
     derive(b, monotonic_seconds());
   }
   double moved = pool.set_health(b, after);  // rebuilds only if membership changed
+  if (after == HealthState::Up && queue.size() > 0) queue.kick();  // room for a waiter
   const bool up = after == HealthState::Up;
   std::vector<LogField> fields{{"service", config.name}, {"backend", b.config.address_text}};
   if (!up) fields.push_back({"reason", std::string(reason)});
@@ -51,6 +52,19 @@ void Service::report_health(Backend& b, bool ok, std::string_view reason, Log& l
   if (config.algorithm == Algorithm::ConsistentHash)
     fields.push_back({"table_moved", fmt::format("{:.4f}", moved)});
   log.write(up ? LogLevel::Info : LogLevel::Warn, up ? "backend up" : "backend down", fields);
+}
+
+std::string_view to_string(Rejected r) {
+  static constexpr std::string_view names[kRejectedReasons] = {
+      "denied", "source_limit", "source_rate", "queue_full", "queue_timeout"};
+  return names[static_cast<size_t>(r)];
+}
+
+void Service::configure_admission() {
+  access = AccessList(config.allow, config.deny);
+  sources.reconfigure(SourceLimitsConfig{config.per_source.max_connections,
+                                         static_cast<double>(config.per_source.rate),
+                                         config.per_source.ipv6_prefix});
 }
 
 // ------------------------------------------------------------------ in force
@@ -101,6 +115,7 @@ bool Service::refresh(double now) {
     ramping = ramping || b->ramp_start >= 0;
   }
   pool.refresh();
+  if (queue.size() > 0 && pool.any_available()) queue.kick();  // e.g. a drain lifted
   return ramping;
 }
 
@@ -189,6 +204,7 @@ double Service::reconfigure(ServiceConfig sc, BackendPlan plan) {
   std::vector<std::shared_ptr<Backend>> backends = adopt(sc, plan, dropped_overrides);
   retire_removed(backends);
   config = std::move(sc);
+  configure_admission();
   // In force before the pool is rebuilt (drain, weights); added backends ramp up.
   const double now = monotonic_seconds();
   for (const auto& b : backends) derive(*b, now);
@@ -200,6 +216,7 @@ double Service::reconfigure(ServiceConfig sc, BackendPlan plan) {
       began = began || item.backend->ramp_start >= 0;
     }
   if (began) refresh(now);
+  if (queue.size() > 0 && pool.any_available()) queue.kick();  // a reload may add room
   return config.algorithm == Algorithm::ConsistentHash ? moved : 0;
 }
 
@@ -211,6 +228,7 @@ std::shared_ptr<Service> Service::create(ServiceConfig sc, BackendPlan plan, siz
   const double now = monotonic_seconds();
   for (const auto& b : svc->pool.backends()) svc->derive(*b, now);
   svc->pool.refresh();
+  svc->configure_admission();
   return svc;
 }
 

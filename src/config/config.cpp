@@ -828,10 +828,10 @@ void read_sni(Reader& r, const YAML::Node& n, ServiceConfig& s) {
   });
 }
 
-// accept_proxy.from: CIDRs, none twice (as normalized: "::ffff:10.0.0.0/104" is "10.0.0.0/8").
-void read_proxy_from(Reader& r, const YAML::Node& n, AcceptProxyConfig& p) {
-  if (n.IsNull() || (n.IsSequence() && n.size() == 0))
-    return r.error(n, "must list at least one CIDR");
+// A list of CIDRs, none twice (as normalized: "::ffff:10.0.0.0/104" is "10.0.0.0/8"), into
+// TEXTS and SET; KEY names the list in messages ("from", "allow", "deny").
+void read_cidrs(Reader& r, const YAML::Node& n, std::string_view key, std::vector<std::string>& out_texts,
+                CidrSet& set) {
   std::map<std::tuple<int, int, std::array<uint8_t, 16>>, size_t> seen;  // -> index
   std::vector<std::string> texts;  // by index in the list
   r.sequence(n, [&](const YAML::Node& item) {
@@ -841,16 +841,34 @@ void read_proxy_from(Reader& r, const YAML::Node& n, AcceptProxyConfig& p) {
     Cidr cidr;
     std::string error;
     if (!parse_cidr(item.Scalar(), cidr, error)) return r.error(item, error);
-    const Cidr key = normalized(cidr);
-    auto [it, fresh] = seen.emplace(std::tuple(key.family, key.prefix, key.bytes), i);
+    const Cidr norm = normalized(cidr);
+    auto [it, fresh] = seen.emplace(std::tuple(norm.family, norm.prefix, norm.bytes), i);
     if (!fresh)
-      return r.error(item, "duplicate CIDR " + quote(item.Scalar()) + " (same network as from[" +
-                               std::to_string(it->second) + "] " +
+      return r.error(item, "duplicate CIDR " + quote(item.Scalar()) + " (same network as " +
+                               std::string(key) + "[" + std::to_string(it->second) + "] " +
                                quote(texts[it->second]) + ")");
-    p.from_text.push_back(item.Scalar());
-    p.from.add(cidr);
+    out_texts.push_back(item.Scalar());
+    set.add(cidr);
   });
 }
+
+// accept_proxy.from: at least one CIDR.
+void read_proxy_from(Reader& r, const YAML::Node& n, AcceptProxyConfig& p) {
+  if (n.IsNull() || (n.IsSequence() && n.size() == 0))
+    return r.error(n, "must list at least one CIDR");
+  read_cidrs(r, n, "from", p.from_text, p.from);
+}
+
+const Key<PerSourceConfig> kPerSourceKeys[] = {
+    {"max_connections", false, integer(&PerSourceConfig::max_connections, 0, 10'000'000)},
+    {"rate", false, integer(&PerSourceConfig::rate, 0, 10'000'000)},
+    {"ipv6_prefix", false, integer(&PerSourceConfig::ipv6_prefix, 1, 128)},
+};
+
+const Key<QueueConfig> kQueueKeys[] = {
+    {"size", false, integer(&QueueConfig::size, 0, 1'000'000)},
+    {"timeout", false, duration(&QueueConfig::timeout, false)},
+};
 
 const Key<AcceptProxyConfig> kAcceptProxyKeys[] = {
     {"from", true, read_proxy_from},
@@ -878,6 +896,16 @@ const Key<ServiceConfig> kServiceKeys[] = {
     {"proxy_protocol", false, read_proxy_protocol},
     {"slow_start", false, duration(&ServiceConfig::slow_start, true)},
     {"access_log", false, boolean(&ServiceConfig::access_log)},
+    {"allow", false,
+     [](Reader& r, const YAML::Node& n, ServiceConfig& s) {
+       if (!n.IsNull()) read_cidrs(r, n, "allow", s.allow_text, s.allow);
+     }},
+    {"deny", false,
+     [](Reader& r, const YAML::Node& n, ServiceConfig& s) {
+       if (!n.IsNull()) read_cidrs(r, n, "deny", s.deny_text, s.deny);
+     }},
+    {"per_source", false, nested(&ServiceConfig::per_source, kPerSourceKeys)},
+    {"queue", false, nested(&ServiceConfig::queue, kQueueKeys)},
     {"health_check", false, nested(&ServiceConfig::health_check, kHealthKeys)},
     {"backends", true, read_backends},
 };

@@ -520,8 +520,7 @@ http::Response Server::admin_write(const admin::Action& action, const http::Requ
       b->override_weight = wb.weight;
     value = wb.config ? "config" : std::to_string(wb.weight);
   }
-  svc.derive(*b, monotonic_seconds());
-  svc.pool.refresh();
+  svc.refresh(monotonic_seconds());  // derives B (and the rest), rebuilds, wakes a waiter
   log_.info("admin set", {{"service", svc.config.name}, {"backend", b->config.address_text},
                           {"what", std::string(what)}, {"value", value}, {"peer", peer}});
   save_state_file();

@@ -1,5 +1,7 @@
 #include "l4lb/dataplane/inspect.hpp"
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 
 #include <cerrno>
@@ -28,7 +30,23 @@ Inspector::Inspector(Worker& worker, std::shared_ptr<const Route> route, UniqueF
       phase_(route_->proxy_from ? Phase::Proxy : Phase::Hello) {
   io_.bind<&Inspector::on_io>(worker_.loop(), this, client_.get());
   timer_.bind<&Inspector::on_timer>(worker_.loop(), this);
+  rest_.bind<&Inspector::on_rest>(worker_.loop(), this);
 }
+
+void Inspector::on_rest() {
+  if (!done()) io_.set(EV_READ);
+}
+
+namespace {
+// The peer sent its FIN (bytes may still wait unread): TCP says so, where a peek cannot.
+bool peer_finished(int fd) {
+  tcp_info info{};
+  socklen_t len = sizeof info;
+  if (::getsockopt(fd, IPPROTO_TCP, TCP_INFO, &info, &len) != 0) return true;
+  return info.tcpi_state != TCP_ESTABLISHED && info.tcpi_state != TCP_SYN_RECV;
+}
+constexpr double kRest = 0.01;  // seconds without reads after a wake-up that brought nothing
+}  // namespace
 
 void Inspector::start() {
   timer_.start(to_seconds(route_->inspect_timeout));
@@ -40,6 +58,7 @@ void Inspector::abort(AccessEnd why) {
   phase_ = Phase::Done;
   io_.stop();
   timer_.stop();
+  rest_.stop();
   client_.reset();
 }
 
@@ -77,8 +96,19 @@ void Inspector::step() {
       return abort(AccessEnd::ClientReset);  // nothing to route
     }
     size_t got = static_cast<size_t>(n);
-    // Woken with nothing new: the client half-closed (or the wake-up said only that).
-    bool eof = got == 0 || got == peeked_;
+    // Woken with nothing new: the client half-closed, or the kernel woke us below the
+    // low-water mark (it does when the socket's memory is tight: many tiny segments). Only
+    // TCP tells the two apart; in the second case reads rest a moment (no busy loop: the
+    // socket stays readable while that lasts) and the hello goes on arriving.
+    bool eof = got == 0;
+    if (got != 0 && got == peeked_) {
+      if (!peer_finished(client_.get())) {
+        io_.set(0);
+        rest_.start(kRest);
+        return;
+      }
+      eof = true;
+    }
     peeked_ = got;
     if (phase_ == Phase::Proxy) {
       ProxyHeader h;
@@ -136,6 +166,7 @@ void Inspector::unrouted(Unrouted why) {
 void Inspector::route_to(const std::shared_ptr<Service>& service) {
   io_.stop();
   timer_.stop();
+  rest_.stop();
   phase_ = Phase::Done;
   if (lowat_set_) {  // the session reads byte by byte again
     int one = 1;

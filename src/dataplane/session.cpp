@@ -38,6 +38,15 @@ Session::~Session() {
   client_io_.stop();
   backend_io_.stop();
   timer_.stop();
+  if (ticket_) {
+    service_->queue.remove(ticket_);
+    ticket_->owner = nullptr;  // a wake already posted finds nobody
+  }
+  // A backend slot frees: the client that waits longest may take it.
+  if (lease_ && service_->queue.size() > 0) {
+    lease_.end();
+    service_->queue.kick();
+  }
   // A pipe still holding bytes is closed, never lent again.
   for (Flow* f : {&up_, &down_})
     if (f->pipe && f->queued == 0) worker_.pipes().release(std::move(f->pipe));
@@ -64,10 +73,20 @@ void Session::on_callback_error() {
 
 void Session::connect_next() {
   const ServiceConfig& cfg = service_->config;
+  const bool queues = cfg.queue.size > 0 && tried_.empty();
+  // First come, first served: while others wait, a new client waits behind them.
+  if (queues && !dequeued_ && service_->queue.size() > 0) return enqueue(false);
   for (;;) {
     PickContext ctx{&peer_};
     Lease lease = service_->pool.acquire(ctx, tried_);
-    if (!lease) return finish(Ending::NoBackend);
+    if (!lease) {
+      if (queues) return enqueue(dequeued_);  // woken for nothing: back to the head
+      return finish(Ending::NoBackend);
+    }
+    if (dequeued_) {  // served from the queue: if there is more room, the next one too
+      dequeued_ = false;
+      if (service_->queue.size() > 0 && service_->pool.any_available()) service_->queue.kick();
+    }
     bool in_progress = false;
     connect_start_ = ev_time();
     if (access_) {
@@ -145,6 +164,68 @@ void Session::established() {
   watch();
 }
 
+// ------------------------------------------------------------------ the queue
+
+void Session::enqueue(bool front) {
+  const QueueConfig& q = service_->config.queue;
+  if (!ticket_) {
+    ticket_ = std::make_shared<Ticket>();
+    ticket_->owner = this;
+    Worker* worker = &worker_;
+    // Runs on whichever thread frees room: it only posts to this session's worker.
+    ticket_->wake = [worker, weak = std::weak_ptr<Ticket>(ticket_)] {
+      if (std::shared_ptr<Ticket> t = weak.lock())
+        worker->post([t] {
+          if (t->owner) t->owner->on_dequeued();
+        });
+    };
+  }
+  if (!service_->queue.push(ticket_, q.size, front)) return reject(Rejected::QueueFull);
+  phase_ = Phase::Queued;
+  const double now = ev_now(worker_.loop());
+  if (queue_deadline_ == 0) queue_deadline_ = now + to_seconds(q.timeout);
+  timer_.start(std::max(0.0, queue_deadline_ - now));
+  client_io_.set(client_spoke_ ? 0 : EV_READ);  // a hang-up leaves the queue at once
+  // Room may have freed between the pick that failed and the push: look again.
+  if (service_->pool.any_available()) service_->queue.kick();
+}
+
+void Session::on_dequeued() {
+  if (phase_ != Phase::Queued) return;
+  phase_ = Phase::Connecting;
+  dequeued_ = true;
+  client_io_.set(0);
+  timer_.stop();
+  connect_next();
+  reap_if_done();
+}
+
+// The client of a queued session is readable: a hang-up (leave the queue), or bytes it
+// sends ahead (kept in the socket for the backend; no longer watched).
+void Session::queued_client_event() {
+  char byte;
+  ssize_t n = ::recv(client_.get(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+  if (n > 0) {
+    client_spoke_ = true;
+    client_io_.set(0);
+    return;
+  }
+  if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) return;
+  if (n == 0) {
+    first_fin_ = 0;
+    finish(Ending::Closed);
+  } else {
+    reset_by_ = 0;
+    finish(Ending::Reset, errno);
+  }
+}
+
+void Session::reject(Rejected why) {
+  service_->slot(worker_.index()).rejected[static_cast<size_t>(why)].add(1);
+  reject_reason_ = to_string(why);
+  finish(Ending::Rejected);
+}
+
 // The PROXY header goes first on every backend connection, before any client byte,
 // even if the client never sends one. A fresh socket takes it whole; if not, the
 // rest waits in the upstream pipe and is not counted as payload.
@@ -179,7 +260,10 @@ bool Session::send_proxy_header() {
 // Only the flows an event concerns are pumped: a readable client feeds upstream, a
 // writable client drains downstream (no read that can only say EAGAIN).
 void Session::on_client_io(int revents) {
-  pump_flows(revents & EV_READ, revents & EV_WRITE);
+  if (phase_ == Phase::Queued)
+    queued_client_event();
+  else
+    pump_flows(revents & EV_READ, revents & EV_WRITE);
   reap_if_done();
 }
 
@@ -198,7 +282,10 @@ void Session::on_backend_io(int revents) {
 }
 
 void Session::on_timer() {
-  if (phase_ == Phase::Connecting) {
+  if (phase_ == Phase::Queued) {
+    service_->queue.remove(ticket_);
+    reject(Rejected::QueueTimeout);
+  } else if (phase_ == Phase::Connecting) {
     if (connect_failed(ETIMEDOUT)) connect_next();
   } else {
     double idle = to_seconds(service_->config.idle_timeout);
@@ -373,7 +460,9 @@ void Session::finish(Ending ending, int error) {
   backend_io_.stop();
   timer_.stop();
   if (ending == Ending::NoBackend) service_->slot(worker_.index()).refused.add(1);
-  if (ending == Ending::Reset || ending == Ending::Aborted || ending == Ending::Error) {
+  if (ticket_) service_->queue.remove(ticket_);  // no longer waiting, whatever ended it
+  if (ending == Ending::Reset || ending == Ending::Aborted || ending == Ending::Error ||
+      ending == Ending::Rejected) {
     // A reset on one side resets the other.
     set_reset_on_close(client_.get());
     if (lease_) set_reset_on_close(lease_.fd());
@@ -385,7 +474,8 @@ void Session::finish(Ending ending, int error) {
   }
   if (access_) log_access(ending);
   if (worker_.log().enabled(LogLevel::Debug)) {
-    static constexpr const char* names[] = {"closed", "reset", "idle", "no backend", "aborted", "error"};
+    static constexpr const char* names[] = {"closed", "reset",   "idle",    "no backend",
+                                            "aborted", "error", "rejected"};
     worker_.log().debug("connection end",
                         {{"service", service_->config.name},
                          {"client", peer_.to_string()},
@@ -407,6 +497,7 @@ AccessEnd Session::access_end(Ending ending) const {
       return access_ && access_->attempts > 0 ? AccessEnd::ConnectFailed : AccessEnd::NoBackend;
     case Ending::Aborted: return abort_end_;
     case Ending::Error: return AccessEnd::InternalError;
+    case Ending::Rejected: return AccessEnd::Rejected;
   }
   return AccessEnd::InternalError;
 }
@@ -428,6 +519,7 @@ void Session::log_access(Ending ending) {
   r.bytes_out = bytes_out_;
   r.retries = access_->attempts > 1 ? access_->attempts - 1 : 0;
   r.end = access_end(ending);
+  r.reason = reject_reason_;
   log->append(worker_.index(), r);
 }
 

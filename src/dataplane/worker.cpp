@@ -43,15 +43,30 @@ void Worker::admit(const std::shared_ptr<Service>& service, UniqueFd client, con
   Service& svc = *service;
   ServiceSlot& counts = svc.slot(index_);
   counts.accepted.add(1);
+  // Admission: allow/deny, then the client address's limits (reserved in the same step).
+  auto reject = [&](Rejected why) {
+    counts.rejected[static_cast<size_t>(why)].add(1);
+    set_reset_on_close(client.get());
+    if (access_log && svc.config.access_log)
+      log_client(origin, svc.config.name, peer, AccessEnd::Rejected, to_string(why));
+  };
+  if (svc.access.check(peer) == AccessVerdict::Denied) return reject(Rejected::Denied);
+  const PerSourceConfig& ps = svc.config.per_source;
+  SourceVerdict source = ps.max_connections == 0 && ps.rate == 0
+                             ? SourceVerdict{}
+                             : svc.sources.admit(peer, static_cast<double>(monotonic_usec()) / 1e6);
+  if (!source)
+    return reject(source.reject == SourceReject::Limit ? Rejected::SourceLimit : Rejected::SourceRate);
   Seat seat = global ? Seat::take(svc.active_count(), svc.config.max_connections) : Seat{};
-  if (!seat || !svc.pool.any_available()) {
+  // No backend: closed at once, unless the service queues (the session waits in its queue).
+  if (!seat || (svc.config.queue.size == 0 && !svc.pool.any_available())) {
     counts.refused.add(1);
     if (access_log && svc.config.access_log)
       log_client(origin, svc.config.name, peer, AccessEnd::NoBackend);
     return;  // the client closes here, its places given back
   }
-  start_session(service, std::move(client), peer, Admission{std::move(global), std::move(seat)},
-                local, origin);
+  start_session(service, std::move(client), peer,
+                Admission{std::move(global), std::move(seat), std::move(source.seat)}, local, origin);
 }
 
 void Worker::log_client(const ClientOrigin& origin, const std::string& service,

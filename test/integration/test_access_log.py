@@ -278,3 +278,18 @@ def test_access_log_to_a_fifo_nobody_reads_never_slows_clients():
         assert lb.alive() and elapsed < 30, elapsed
     finally:
         os.close(rd)
+
+
+def test_access_log_rejected_records_carry_the_reason():
+    b = h.start_backend("echo")
+    port = h.free_port()
+    lb, path = _start([h.service(port, [b], deny=["127.0.0.0/8"])])
+    try:
+        s = socket.create_connection(("127.0.0.1", port), timeout=3)
+        h.wait_closed(s, 3)
+        s.close()
+    except OSError:
+        pass  # reset so soon that connect() saw it
+    (r,) = _wait_records(path, 1)
+    assert r["end"] == "rejected" and r["reason"] == "denied" and r["backend"] == "", r
+    assert list(r) == FIELDS + ["reason"], list(r)

@@ -6,6 +6,8 @@
 #include <cstdint>
 #include <utility>
 
+#include "l4lb/balance/source_limits.hpp"
+
 namespace l4lb {
 
 class Seat {
@@ -47,6 +49,7 @@ class Seat {
 struct Admission {
   Seat global;
   Seat service;
+  SourceSeat source;  // under its address's per_source.max_connections (empty: not counted)
 };
 
 }  // namespace l4lb

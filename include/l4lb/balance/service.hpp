@@ -11,8 +11,15 @@
 #include "l4lb/config/config.hpp"
 #include "l4lb/log/log.hpp"
 #include "l4lb/balance/pool.hpp"
+#include "l4lb/balance/source_limits.hpp"
+#include "l4lb/balance/wait_queue.hpp"
 
 namespace l4lb {
+
+// Why a client was rejected at admission (INTERFACE "Admission", "Queue").
+enum class Rejected { Denied, SourceLimit, SourceRate, QueueFull, QueueTimeout };
+constexpr size_t kRejectedReasons = 5;
+std::string_view to_string(Rejected r);  // "denied", "source_limit", ...
 
 // What one worker counts for one service.
 struct alignas(64) ServiceSlot {
@@ -21,6 +28,7 @@ struct alignas(64) ServiceSlot {
   Counter bytes_in;  // client -> backend
   Counter bytes_out; // backend -> client
   Counter errors;    // sessions ended by an internal error (an exception in a handler)
+  Counter rejected[kRejectedReasons];  // by reason; not in refused
 };
 
 // The sum of every worker's ServiceSlot.
@@ -52,6 +60,18 @@ struct Service {
       : config(std::move(cfg)), pool(std::move(p)), slots_(workers) {}
   ServiceConfig config;
   Pool pool;
+  // Admission (INTERFACE "Admission"): allow/deny and per-source limits, read by the
+  // workers at accept; replaced (access) or reconfigured (sources) in a reload's swap.
+  AccessList access;
+  SourceLimits sources{SourceLimitsConfig{}};
+  WaitQueue queue;  // clients waiting for a backend (queue.size > 0)
+  uint64_t rejected(Rejected why) const {
+    uint64_t n = 0;
+    for (size_t w = 0; w < slots_.size(); ++w) n += slots_.at(w).rejected[static_cast<size_t>(why)].get();
+    return n;
+  }
+  // Applies the file's admission settings (a new service, or a reload's swap).
+  void configure_admission();
 
   // Plan: matches SC's backends with PREVIOUS's (null for a new service). Reads only.
   static BackendPlan plan_backends(const Service* previous, const ServiceConfig& sc, size_t workers);

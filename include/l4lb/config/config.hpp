@@ -59,6 +59,20 @@ struct AcceptProxyConfig {
   CidrSet from;                        // only these peers may connect
 };
 
+// per_source: limits per client address (IPv6 per prefix).
+struct PerSourceConfig {
+  uint32_t max_connections = 0;  // open connections (queued ones included); 0 = unlimited
+  uint32_t rate = 0;             // new connections per second (bursts up to it); 0 = unlimited
+  int ipv6_prefix = 64;          // 1..128
+  bool operator==(const PerSourceConfig&) const = default;
+};
+
+// queue: clients that wait while no backend is available.
+struct QueueConfig {
+  uint32_t size = 0;        // 0 = no queue: such clients are closed at once
+  Millis timeout{5000};     // > 0
+};
+
 struct ServiceConfig {
   std::string name;         // [A-Za-z0-9_.-]+, 1..64 chars, unique
   std::string listen_text;  // the first listen address as written in the file
@@ -76,6 +90,11 @@ struct ServiceConfig {
   Millis slow_start{0};          // 0 = none: a backend back in service gets its full share at once
   HealthCheckConfig health_check;
   bool access_log = true;        // log this service's connections when global.access_log is set
+  std::vector<std::string> allow_text, deny_text;  // as written
+  CidrSet allow;                 // clients let in; empty = everyone
+  CidrSet deny;                  // clients closed at once (wins over allow)
+  PerSourceConfig per_source;
+  QueueConfig queue;
   std::vector<BackendConfig> backends;  // at least one
 };
 

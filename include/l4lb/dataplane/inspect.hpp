@@ -58,10 +58,12 @@ class Inspector : public ListLinks<Inspector> {
   std::string sni_;               // the server name the client sent (access log), if any
   ClientOrigin origin() const { return {accept_us_, route_->listen_text, sni_}; }
   Phase phase_;
-  size_t peeked_ = 0;             // bytes seen at the last wake-up (same again: EOF)
+  size_t peeked_ = 0;             // bytes seen at the last wake-up
   bool lowat_set_ = false;
+  void on_rest();                 // reads resume after a wake-up that brought nothing
   IoWatcher io_;
   TimerWatcher timer_;            // inspect_timeout, from accept
+  TimerWatcher rest_;             // a short pause of reads (see step())
 };
 
 }  // namespace l4lb

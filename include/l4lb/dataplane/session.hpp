@@ -14,6 +14,8 @@
 #include "l4lb/base/address.hpp"
 #include "l4lb/base/intrusive_list.hpp"
 #include "l4lb/balance/lease.hpp"
+#include "l4lb/balance/service.hpp"
+#include "l4lb/balance/wait_queue.hpp"
 #include "l4lb/dataplane/pipe.hpp"
 #include "l4lb/base/watch.hpp"
 #include "l4lb/log/access_log.hpp"
@@ -64,8 +66,19 @@ class Session : public ListLinks<Session> {  // in its Worker's list
   void on_callback_error();
 
  private:
-  enum class Phase { Connecting, Established, Done };
-  enum class Ending { Closed, Reset, Idle, NoBackend, Aborted, Error };
+  enum class Phase { Connecting, Queued, Established, Done };
+  enum class Ending { Closed, Reset, Idle, NoBackend, Aborted, Error, Rejected };
+
+  // The queue (INTERFACE "Queue"): a session with no backend to go to waits in its
+  // service's WaitQueue, holding no backend socket and no pipe, until woken (on_dequeued,
+  // posted to this worker), its client hangs up, or queue.timeout passes.
+  struct Ticket : WaitQueue::Ticket {
+    Session* owner = nullptr;  // read and written on the owner's worker only
+  };
+  void enqueue(bool front);
+  void on_dequeued();
+  void queued_client_event();
+  void reject(Rejected why);
   // Where the failure that ends a session with a reset happened.
   enum class Fault : int8_t { None, Source, Destination, Local };
 
@@ -125,6 +138,11 @@ class Session : public ListLinks<Session> {  // in its Worker's list
   int8_t first_fin_ = -1;          // whose FIN came first: 0 the client, 1 the backend
   int8_t reset_by_ = -1;           // whose failure ended it: 0 the client, 1 the backend, 2 l4lb
   AccessEnd abort_end_ = AccessEnd::Stopped;
+  std::shared_ptr<Ticket> ticket_;  // while this session is (or was) queued
+  bool dequeued_ = false;          // woken from the queue: no room after all goes to the head
+  bool client_spoke_ = false;      // bytes arrived while queued: no longer watched for hang-up
+  double queue_deadline_ = 0;      // ev_now() + queue.timeout, from the first enqueue
+  std::string_view reject_reason_;  // for the access log
   std::unique_ptr<AccessInfo> access_;  // null: this session is not logged
   // Watchers last: destroyed (stopped) before the fds above are closed.
   IoWatcher client_io_;

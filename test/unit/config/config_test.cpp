@@ -951,3 +951,50 @@ TEST_CASE("config: runtime control keys (admin unix socket, token_file, state_fi
   std::remove(token.c_str());
   ::rmdir(dir);
 }
+
+TEST_CASE("config: admission keys (allow, deny, per_source, queue) and the access log") {
+  Config c = valid(R"(global:
+  access_log: {path: /var/log/l4lb/access.log, format: json}
+services:
+  - name: web
+    listen: 127.0.0.1:8080
+    allow: [10.0.0.0/8, "2001:db8::/32", 192.0.2.7]
+    deny: [10.6.6.0/24]
+    per_source: {max_connections: 50, rate: 20, ipv6_prefix: 56}
+    queue: {size: 100, timeout: 2s}
+    access_log: false
+    backends:
+      - address: 127.0.0.1:8001
+)");
+  const ServiceConfig& s = c.services[0];
+  CHECK(s.allow_text.size() == 3);
+  CHECK(s.deny_text == std::vector<std::string>{"10.6.6.0/24"});
+  Address a;
+  std::string err;
+  REQUIRE(parse_address("10.6.6.1:1", a, err));
+  CHECK(s.deny.contains(a));
+  CHECK(s.allow.contains(a));
+  CHECK(s.per_source.max_connections == 50);
+  CHECK(s.per_source.rate == 20);
+  CHECK(s.per_source.ipv6_prefix == 56);
+  CHECK(s.queue.size == 100);
+  CHECK(s.queue.timeout == Millis(2000));
+  CHECK_FALSE(s.access_log);
+  REQUIRE(c.global.access_log);
+  CHECK(c.global.access_log->path == "/var/log/l4lb/access.log");
+  CHECK(c.global.access_log->format == AccessLogFormat::Json);
+
+  Config d = valid("services:" + kService);
+  CHECK(d.services[0].access_log);
+  CHECK(d.services[0].queue.size == 0);
+  CHECK(d.services[0].per_source.ipv6_prefix == 64);
+  CHECK_FALSE(d.global.access_log);
+
+  auto first = [](const std::vector<std::string>& errs) { return errs.empty() ? "" : errs.front(); };
+  CHECK(first(errors_of("services:" + kService + "    allow: [10.0.0.0/33]\n")).find("services[0].allow[0]") != std::string::npos);
+  CHECK(first(errors_of("services:" + kService + "    deny: [10.0.0.0/8, 10.0.0.0/8]\n")).find("duplicate CIDR") != std::string::npos);
+  CHECK(first(errors_of("services:" + kService + "    per_source: {ipv6_prefix: 0}\n")).find("ipv6_prefix") != std::string::npos);
+  CHECK(first(errors_of("services:" + kService + "    queue: {timeout: 0s}\n")).find("queue.timeout") != std::string::npos);
+  CHECK(first(errors_of("global:\n  access_log: {path: relative.log}\n")).find("global.access_log.path") != std::string::npos);
+  CHECK(first(errors_of("global:\n  access_log: {format: text}\n")).find("global.access_log") != std::string::npos);
+}

@@ -26,6 +26,12 @@ if [ ${#tests[@]} -eq 0 ]; then
     test_bulk_integrity_32_clients test_half_close_passes_through test_backend_reset_mid_stream_ends_client
     test_idle_timeout_closes_idle_and_spares_active test_live_counts_back_to_zero_after_every_ending
     test_sigterm_lets_inflight_transfer_finish
+    # runtime control (WorldStop for close), the access log's writer thread, the queue's
+    # cross-worker wake-ups and the shared per-source table
+    test_close_resets_exactly_that_backends_connections test_slow_start_under_least_connections
+    test_access_log_every_end_value_is_reached test_access_log_reopen_after_rename_loses_and_duplicates_nothing
+    test_queue_serves_in_arrival_order_when_a_backend_frees test_an_attacker_address_cannot_take_the_service_from_others
+    test_a_queued_client_is_served_when_a_backend_comes_up
   )
 fi
 

@@ -4,12 +4,17 @@
 # access log for comparison. The "nc" workload of bench/run.sh: wrk -c64 -t1 with
 # "Connection: close", so every request is a new client connection through the balancer.
 #
-# usage: bench/features.sh [--quick] [--repeats N] [--duration S] [--only LIST] [--out FILE]
-#                          [--keep] [--wait-quiet S]
-#   --quick        ~2 minutes: 3 repeats of 4 s (default: 7 repeats of 8 s, ~8 minutes)
-#   --repeats N    rounds; each round runs every configuration once (interleaved, the order
-#                  rotated by one each round); medians and min–max over the rounds
-#   --duration S   seconds of wrk per run
+# usage: bench/features.sh [--quick] [--fresh] [--repeats N] [--duration S] [--only LIST]
+#                          [--out FILE] [--keep] [--wait-quiet S]
+#   --quick        ~2 minutes (default: ~8 minutes)
+#   (default)      slices: every configuration runs the whole time (each on its own port, all
+#                  pinned to the one balancer CPU, idle but for its own slice); rounds of one
+#                  wrk slice per configuration, back to back (the order rotated by one each
+#                  round), until the time budget is spent (at most N rounds): 3 s slices (2 s with
+#                  --quick). Short slices put each configuration under the same background load.
+#   --fresh        a fresh balancer process per run instead, 7 rounds of 8 s (3 of 4 s with --quick)
+#   --repeats N    at most N rounds; medians and min–max over the rounds
+#   --duration S   seconds of wrk per slice/run
 #   --only LIST    comma-separated subset of: l4lb,l4lb-log,l4lb-adm,nginx,nginx-log
 #   --out FILE     results file (default bench/features-results.md; raw TSV next to it, .raw.tsv)
 #   --keep         keep the work directory (configs, logs, wrk outputs, /stats) in /tmp
@@ -32,17 +37,20 @@
 #   nginx-log + log_format (client, time, status, bytes both ways, session time, upstream address,
 #             upstream bytes, connect time) and access_log <workdir>/nginx-log/access.log
 #             (unbuffered, nginx's default: one write(2) per connection)
-# Checks, each run: l4lb-log: lines in access.log (counted after l4lb stopped, which flushes it)
+# Checks (per run with --fresh, over all slices otherwise): l4lb-log: lines in access.log (counted after l4lb stopped, which flushes it)
 # against /stats total_connections, and l4lb_access_log_dropped_total; l4lb-adm: /stats
 # rejected_connections (every reason) and refused_connections are 0; nginx-log: lines against
-# wrk's count. CPU = Δ(utime+stime) of the balancer's processes (/proc/PID/stat) over the wrk run,
-# cross-checked with per-thread schedstat; per connection = over wrk's completed requests.
+# wrk's count. CPU = Δ(utime+stime) of the balancer's processes (/proc/PID/stat) from just before
+# wrk starts to 1.2 s after it ends (the access-log writer thread flushes at least once a second,
+# and the connections open when wrk exits are closed then: that work belongs to the run), cross-
+# checked with per-thread schedstat; per connection = over wrk's completed requests.
 set -euo pipefail
 : "${BENCH_PORT_BASE:=61400}"
 export BENCH_PORT_BASE
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 QUICK=0
+MODE=slices
 REPEATS=
 DURATION=
 ONLY="l4lb,l4lb-log,l4lb-adm,nginx,nginx-log"
@@ -61,19 +69,26 @@ while (($#)); do
     --out) OUT=$2; shift ;;
     --keep) KEEP=1 ;;
     --wait-quiet) QUIET_LEFT=$2; QUIET_ARG=$2; shift ;;
-    -h|--help) sed -n '2,42p' "$0"; exit 0 ;;
+    --fresh) MODE=fresh ;;
+    -h|--help) sed -n '2,49p' "$0"; exit 0 ;;
     *) die "unknown argument $1 (see --help)" ;;
   esac
   shift
 done
-if ((QUICK)); then
-  : "${REPEATS:=3}"; : "${DURATION:=4}"; BUDGET=130
+if [[ $MODE == fresh ]]; then
+  if ((QUICK)); then : "${REPEATS:=3}"; : "${DURATION:=4}"; BUDGET=130
+  else : "${REPEATS:=7}"; : "${DURATION:=8}"; BUDGET=470; fi
 else
-  : "${REPEATS:=7}"; : "${DURATION:=8}"; BUDGET=470
+  if ((QUICK)); then : "${REPEATS:=100}"; : "${DURATION:=2}"; BUDGET=115
+  else : "${REPEATS:=1000}"; : "${DURATION:=3}"; BUDGET=470; fi
 fi
+SETTLE=1.2   # after wrk, before the closing CPU reading
 WRK_C=64
 P_HTTP2=$((PORT_BASE + 2))     # second port of the backend nginx
-P_ADMIN=$((PORT_BASE + 12))    # l4lb admin listener
+# each configuration its own listen port (base+20+i) and l4lb admin port (base+30+i)
+conf_idx() { case $1 in l4lb) echo 0 ;; l4lb-log) echo 1 ;; l4lb-adm) echo 2 ;; nginx) echo 3 ;; nginx-log) echo 4 ;; esac; }
+lport() { echo $((PORT_BASE + 20 + $(conf_idx "$1"))); }
+aport() { echo $((PORT_BASE + 30 + $(conf_idx "$1"))); }
 L4LB_BIN=$(realpath -m "${L4LB_BIN:-$ROOT_DIR/build/l4lb}")
 OUT=$(realpath -m "$OUT")
 IFS=, read -r -a CONFS <<<"$ONLY"
@@ -89,7 +104,7 @@ NGINX_STREAM_SO=$(find_stream_module || true)
 ((${#missing[@]} == 0)) || die "missing: ${missing[*]}"
 [[ -x $L4LB_BIN ]] || die "l4lb binary $L4LB_BIN not found: run 'make build/l4lb' or set L4LB_BIN"
 (($(nproc) >= 2)) || die "needs at least 2 CPUs"
-for p in "$P_HTTP" "$P_HTTP2" "$P_LB_HTTP" "$P_ADMIN"; do
+for p in "$P_HTTP" "$P_HTTP2" $(for c in "${CONFS[@]}"; do lport "$c"; aport "$c"; done); do
   port_busy "$p" && die "port $p is in use (set BENCH_PORT_BASE)"
 done
 
@@ -160,7 +175,7 @@ gen_l4lb_feat() {  # DIR KIND(l4lb|l4lb-log|l4lb-adm)
     echo "  workers: 1"
     echo "  log_level: warn"
     echo "  admin:"
-    echo "    listen: 127.0.0.1:$P_ADMIN"
+    echo "    listen: 127.0.0.1:$(aport "$kind")"
     if [[ $kind == l4lb-log ]]; then
       echo "  access_log:"
       echo "    path: $dir/access.log"
@@ -168,7 +183,7 @@ gen_l4lb_feat() {  # DIR KIND(l4lb|l4lb-log|l4lb-adm)
     fi
     echo "services:"
     echo "  - name: http"
-    echo "    listen: 127.0.0.1:$P_LB_HTTP"
+    echo "    listen: 127.0.0.1:$(lport "$kind")"
     echo "    algorithm: round_robin"
     echo "    idle_timeout: 1h"
     echo "    health_check: {type: none}"
@@ -200,7 +215,7 @@ EOF
         server 127.0.0.1:$P_HTTP2;
     }
     server {
-        listen 127.0.0.1:$P_LB_HTTP backlog=4096;
+        listen 127.0.0.1:$(lport "$kind") backlog=4096;
         proxy_pass be;
     }
 }
@@ -208,35 +223,36 @@ EOF
   } >"$dir/nginx.conf"
 }
 
-start_conf() {  # KIND : fresh balancer on LB_CPU; LB_PID
+declare -A PIDS=()
+start_conf() {  # KIND : its balancer on LB_CPU; PIDS[KIND]
   local kind=$1 dir="$WORK/$1"
   rm -f "$dir/access.log"
   case $kind in
     l4lb*) start_bg "lb-$kind" taskset -c "$LB_CPU" "$L4LB_BIN" -c "$dir/l4lb.yaml" ;;
     nginx*) start_bg "lb-$kind" taskset -c "$LB_CPU" nginx -e "$dir/error.log" -c "$dir/nginx.conf" ;;
   esac
-  LB_PID=$LASTPID
-  if ! wait_listen "$P_LB_HTTP" 10 || { [[ $kind == l4lb* ]] && ! wait_listen "$P_ADMIN" 10; }; then
+  PIDS[$kind]=$LASTPID
+  if ! wait_listen "$(lport "$kind")" 10 || { [[ $kind == l4lb* ]] && ! wait_listen "$(aport "$kind")" 10; }; then
     cat "$WORK/lb-$kind.log" >&2 || true
-    die "$kind did not start listening on $P_LB_HTTP"
+    die "$kind did not start listening on $(lport "$kind")"
   fi
   sleep 0.3   # let nginx fork its worker
 }
 
-stop_conf() {
-  [[ -n ${LB_PID:-} ]] || return 0
-  stop_pid "$LB_PID"
-  local i
+stop_conf() {  # KIND
+  local kind=$1 i
+  [[ -n ${PIDS[$kind]:-} ]] || return 0
+  stop_pid "${PIDS[$kind]}"
   for ((i = 0; i < 50; i++)); do
-    port_busy "$P_LB_HTTP" || port_busy "$P_ADMIN" || break
+    port_busy "$(lport "$kind")" || port_busy "$(aport "$kind")" || break
     sleep 0.1
   done
-  LB_PID=
+  PIDS[$kind]=
 }
 
 # l4lb /stats + /metrics -> raw keys (outside the measured window)
 l4lb_checks() {  # KIND ROUND SLOT
-  python3 - "$P_ADMIN" "$WORK/stats-$1-$2.json" "$1" "$2" "$3" >>"$RAW" <<'EOF' || log "could not read /stats ($1)"
+  python3 - "$(aport "$1")" "$WORK/stats-$1-$2.json" "$1" "$2" "$3" >>"$RAW" <<'EOF' || log "could not read /stats ($1)"
 import json, re, sys, urllib.request
 port, path, k = sys.argv[1], sys.argv[2], "\t".join(sys.argv[3:6])
 base = "http://127.0.0.1:%s" % port
@@ -256,16 +272,14 @@ print("%s\tmetrics_rejected\t%d" % (k, r))
 EOF
 }
 
-run_one() {  # KIND ROUND SLOT
-  local kind=$1 rnd=$2 slot=$3 out="$WORK/wrk-$1-$2.txt" t0 n0 t1 n1
-  wait_quiet
-  log "round $rnd/$REPEATS: $kind (other load: ${BG_PCT}% of both CPUs)"
-  raw "$kind" "$rnd" "$slot" bg_pct "$BG_PCT"
-  start_conf "$kind"
-  t0=$(cpu_ticks "$LB_PID"); n0=$(cpu_ns "$LB_PID")
+# measure KIND ROUND SLOT : one wrk run against the running balancer KIND, its CPU and wrk's numbers
+measure() {
+  local kind=$1 rnd=$2 slot=$3 out="$WORK/wrk-$1-$2.txt" t0 n0 t1 n1 pid=${PIDS[$1]}
+  t0=$(cpu_ticks "$pid"); n0=$(cpu_ns "$pid")
   timeout $((DURATION + 20)) taskset -c "$GEN_CPU" wrk -c"$WRK_C" -t1 -d"${DURATION}s" --latency --timeout 5s \
-    -H "Connection: close" "http://127.0.0.1:$P_LB_HTTP/" >"$out" 2>&1 || log "wrk failed ($kind): $(head -c 300 "$out")"
-  t1=$(cpu_ticks "$LB_PID"); n1=$(cpu_ns "$LB_PID")
+    -H "Connection: close" "http://127.0.0.1:$(lport "$kind")/" >"$out" 2>&1 || log "wrk failed ($kind): $(head -c 300 "$out")"
+  sleep "$SETTLE"
+  t1=$(cpu_ticks "$pid"); n1=$(cpu_ns "$pid")
   raw "$kind" "$rnd" "$slot" lb_cpu_s "$(awk -v a="$t0" -v b="$t1" -v h="$CLK_TCK" 'BEGIN{printf "%.4f", (b-a)/h}')"
   raw "$kind" "$rnd" "$slot" lb_cpu_sched_s "$(awk -v a="$n0" -v b="$n1" 'BEGIN{printf "%.6f", (b-a)/1e9}')"
   python3 - "$out" "$kind" "$rnd" "$slot" >>"$RAW" <<'EOF'
@@ -288,14 +302,30 @@ n2 = re.search(r"Non-2xx or 3xx responses: (\d+)", t)
 errs += int(n2.group(1)) if n2 else 0
 print("%s\terrors\t%d" % (key, errs))
 EOF
-  [[ $kind == l4lb* ]] && { sleep 0.3; l4lb_checks "$kind" "$rnd" "$slot"; }
-  stop_conf
-  if [[ $kind == *-log ]]; then
-    raw "$kind" "$rnd" "$slot" log_lines "$( [[ -f $WORK/$kind/access.log ]] && wc -l <"$WORK/$kind/access.log" || echo 0)"
-    [[ -f $WORK/$kind/access.log ]] && { sed -n 100p "$WORK/$kind/access.log" >"$WORK/$kind/sample-line.txt"; rm -f "$WORK/$kind/access.log"; }
-  fi
-  sleep 0.5
 }
+
+# log_lines KIND ROUND SLOT : after KIND stopped: its access.log's lines; keep line 100 as a sample
+log_lines() {
+  local kind=$1 rnd=$2 slot=$3
+  raw "$kind" "$rnd" "$slot" log_lines "$( [[ -f $WORK/$kind/access.log ]] && wc -l <"$WORK/$kind/access.log" || echo 0)"
+  [[ -f $WORK/$kind/access.log ]] && { sed -n 100p "$WORK/$kind/access.log" >"$WORK/$kind/sample-line.txt"; rm -f "$WORK/$kind/access.log"; }
+  return 0
+}
+
+run_fresh() {  # KIND ROUND SLOT : a fresh balancer for one run
+  local kind=$1 rnd=$2 slot=$3
+  wait_quiet
+  log "round $rnd/$REPEATS: $kind (other load: ${BG_PCT}% of both CPUs)"
+  raw "$kind" "$rnd" "$slot" bg_pct "$BG_PCT"
+  start_conf "$kind"
+  measure "$kind" "$rnd" "$slot"
+  if [[ $kind == l4lb* ]]; then l4lb_checks "$kind" "$rnd" "$slot"; fi
+  stop_conf "$kind"
+  if [[ $kind == *-log ]]; then log_lines "$kind" "$rnd" "$slot"; fi
+  sleep 0.3
+}
+
+
 
 # ---- run -------------------------------------------------------------------------------------
 gen_cidrs >"$WORK/cidrs.txt"
@@ -307,9 +337,15 @@ done
   || die "l4lb rejects the admission config: $("$L4LB_BIN" -t -c "$WORK/l4lb-adm/l4lb.yaml" 2>&1 | head -3)"
 start_bg backend taskset -c "$GEN_CPU" nginx -e "$WORK/backend/error.log" -c "$WORK/backend/nginx.conf"
 wait_listen "$P_HTTP" 10 && wait_listen "$P_HTTP2" 10 || die "backend nginx did not start"
-log "work dir $WORK; $REPEATS rounds of ${DURATION}s; configurations $ONLY"
+log "work dir $WORK; mode $MODE; at most $REPEATS rounds of ${DURATION}s (budget ${BUDGET}s); configurations $ONLY"
+if [[ $MODE == slices ]]; then
+  for c in "${CONFS[@]}"; do start_conf "$c"; done
+  sleep 1
+  ROUND_EST=$(( ${#CONFS[@]} * (DURATION + 2) + 1 ))
+else
+  ROUND_EST=$(( ${#CONFS[@]} * (DURATION + 5) ))
+fi
 T_START=$SECONDS
-ROUND_EST=$(( ${#CONFS[@]} * (DURATION + 4) ))
 DONE=0
 for ((rnd = 1; rnd <= REPEATS; rnd++)); do
   if ((rnd > 1 && SECONDS - T_START - QUIET_WAITED + ROUND_EST > BUDGET)); then
@@ -318,10 +354,25 @@ for ((rnd = 1; rnd <= REPEATS; rnd++)); do
   k=$(((rnd - 1) % ${#CONFS[@]}))
   ORDER=("${CONFS[@]:$k}" "${CONFS[@]:0:$k}")
   slot=0
-  for c in "${ORDER[@]}"; do slot=$((slot + 1)); run_one "$c" "$rnd" "$slot"; done
+  if [[ $MODE == fresh ]]; then
+    for c in "${ORDER[@]}"; do slot=$((slot + 1)); run_fresh "$c" "$rnd" "$slot"; done
+  else
+    wait_quiet
+    log "round $rnd: ${ORDER[*]} (other load: ${BG_PCT}% of both CPUs)"
+    for c in "${ORDER[@]}"; do
+      slot=$((slot + 1))
+      raw "$c" "$rnd" "$slot" bg_pct "$BG_PCT"
+      measure "$c" "$rnd" "$slot"
+    done
+  fi
   DONE=$rnd
 done
 ELAPSED=$((SECONDS - T_START))
+if [[ $MODE == slices ]]; then   # the checks over all slices: round 0 in the raw file
+  for c in "${CONFS[@]}"; do if [[ $c == l4lb* ]]; then l4lb_checks "$c" 0 0; fi; done
+  for c in "${CONFS[@]}"; do stop_conf "$c"; done
+  for c in "${CONFS[@]}"; do if [[ $c == *-log ]]; then log_lines "$c" 0 0; fi; done
+fi
 cleanup_all
 
 CMDLINE=
@@ -336,6 +387,8 @@ CMDLINE+="bench/features.sh${ARGS_ORIG[*]:+ ${ARGS_ORIG[*]}}"
   echo "nginx=$(nginx -v 2>&1)"
   echo "wrk=$(wrk -v 2>&1 | head -1 | awk '{print $1, $2}')"
   echo "l4lb=$L4LB_ID"
+  echo "mode=$MODE"
+  echo "settle=${SETTLE} s"
   echo "rounds=$DONE"
   echo "duration=$DURATION"
   echo "wrk_c=$WRK_C"
@@ -345,7 +398,7 @@ CMDLINE+="bench/features.sh${ARGS_ORIG[*]:+ ${ARGS_ORIG[*]}}"
   echo "nice=$BENCH_NICE$([[ -n $AUTOGROUP_OLD ]] && echo ' (process and session autogroup)')"
   echo "lb_cpu=$LB_CPU"
   echo "gen_cpu=$GEN_CPU"
-  echo "ports=backend $P_HTTP+$P_HTTP2, balancer $P_LB_HTTP, l4lb admin $P_ADMIN"
+  echo "ports=backend $P_HTTP+$P_HTTP2, balancers $((PORT_BASE + 20))-$((PORT_BASE + 24)), l4lb admin $((PORT_BASE + 30))-$((PORT_BASE + 32))"
   echo "sample_l4lb_log=$(cat "$WORK/l4lb-log/sample-line.txt" 2>/dev/null)"
   echo "sample_nginx_log=$(cat "$WORK/nginx-log/sample-line.txt" 2>/dev/null)"
 } >"$WORK/meta.txt"

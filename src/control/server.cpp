@@ -73,6 +73,7 @@ Server::Server(struct ev_loop* loop, Log& log, std::string config_path)
   drain_timer_.bind<&Server::on_drain_timeout>(loop_, this);
   slow_start_timer_.bind<&Server::on_slow_start_tick>(loop_, this);
   upgrade_timer_.bind<&Server::on_upgrade_timeout>(loop_, this);
+  ready_poll_.bind<&Server::on_ready_poll>(loop_, this);
 }
 
 Server::~Server() {
@@ -124,12 +125,35 @@ bool Server::start(const Config& cfg, std::string& error, upgrade::InheritedFds*
   ::sd_notify(0, "READY=1");
   notify_status();
   store_fds();
-  // An upgrade: every listener accepts now; the old process may stop.
+  // An upgrade: every listener accepts now; the old process may stop once the backends
+  // new to this one have had their first check.
   if (ready) {
-    ssize_t w = ::write(ready.get(), "R", 1);
-    (void)w;
+    ready_out_ = std::move(ready);
+    double longest = 0;
+    for (const auto& [name, svc] : services_)
+      if (svc->config.health_check.type != HealthType::None)
+        longest = std::max(longest, to_seconds(svc->config.health_check.timeout));
+    ready_deadline_ = monotonic_seconds() + longest + 0.05;
+    on_ready_poll();
   }
   return true;
+}
+
+void Server::on_ready_poll() {
+  if (!ready_out_) return;
+  bool pending = false;
+  for (const auto& [name, svc] : services_) {
+    if (svc->config.health_check.type == HealthType::None) continue;
+    for (const auto& b : svc->pool.backends())
+      pending = pending || (b->health == HealthState::Unknown && b->admin_state() != AdminState::Maint);
+  }
+  if (pending && monotonic_seconds() < ready_deadline_) {
+    ready_poll_.start(0.005);
+    return;
+  }
+  ssize_t w = ::write(ready_out_.get(), "R", 1);
+  (void)w;
+  ready_out_.reset();
 }
 
 void Server::start_threads() {

@@ -193,6 +193,10 @@ def test_upgrade_hands_over_overrides_health_and_reload_count():
     time.sleep(0.5)  # the reload's own check of the first backend (its slot is at once) ends
     before = {x: _backend(admin, x) for x in (a.addr, b.addr, dead)}
     stats_before = _stats(admin)
+    # The new process reads the file as it is now: one backend more, new to it.
+    dead2 = h.dead_addr()
+    h.write_config(h.config(h.service(listen, [a, b, dead, dead2], health_check=hc, retries=0),
+                            admin={"listen": admin}), name=os.path.basename(lb.config_path))
     new_pid = _upgrade(lb)
     lb.wait(10)  # nothing open: the old one exits at once
     assert os.path.exists(admin[5:]), "the admin socket file went with the old process"
@@ -200,6 +204,9 @@ def test_upgrade_hands_over_overrides_health_and_reload_count():
     stats_after = _stats(admin)
     assert after[a.addr]["admin_state"] == "drain" and after[a.addr]["override"]["state"] == "drain", after[a.addr]
     assert after[dead]["state"] == "down", f"the dead backend is {after[dead]['state']} after the upgrade"
+    # A backend new to it had its first check before the new process said ready.
+    new_one = _backend(admin, dead2)
+    assert new_one["state"] == "down" and new_one["health_checks"]["failure"] == 1, new_one
     for x in (a.addr, b.addr, dead):
         assert after[x]["health_checks"] == before[x]["health_checks"], \
             f"{x}: checks {before[x]['health_checks']} before, {after[x]['health_checks']} after: a check ran"

@@ -109,6 +109,9 @@ class Server : public AdminControl {
   upgrade::Handover handover_state() const;
   // The new process's side: the old one's state, applied before the first checks.
   void apply_handover(int fd);
+  // The new process's ready byte, once every backend new to it has had its first check
+  // (or the longest check timeout has passed): polled, control thread only.
+  void on_ready_poll();
   // systemd fd store: every listening socket (FDSTORE=1), sockets gone removed.
   void store_fds();
   void stop();
@@ -158,6 +161,9 @@ class Server : public AdminControl {
   TimerWatcher upgrade_timer_;
   ChildWatcher child_;
   std::set<std::string> stored_fds_;  // names in systemd's fd store
+  UniqueFd ready_out_;              // write end of the old process's ready pipe, until written
+  TimerWatcher ready_poll_;
+  double ready_deadline_ = 0;       // monotonic seconds
   TimerWatcher drain_timer_;
   TimerWatcher slow_start_timer_;
   double slow_start_period_ = 0;  // seconds between ticks; 0 = no service has slow_start

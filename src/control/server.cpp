@@ -793,6 +793,8 @@ void Server::on_upgrade_ready() {
                                     {"ready_ms", fmt::format("{:.1f}", ms)},
                                     {"connections", std::to_string(open_sessions())}});
   ::sd_notifyf(0, "MAINPID=%d", static_cast<int>(upgrade_pid_));
+  // systemd has read it before this process can be seen to exit (no restart, no failure).
+  if (::getenv("NOTIFY_SOCKET")) ::sd_notify_barrier(0, 1000000);
   // The new process answers the admin port (the same socket); the file stays for it.
   if (admin_) {
     admin_->keep_socket_file();

@@ -14,7 +14,7 @@ import threading
 import time
 
 import harness as h
-from test_runtime_control import _call, _set_state, _stats, _backend
+from test_runtime_control import _call, _set_state, _stats, _backend, _token_file
 from test_systemd import NotifySocket
 
 HANDED_OVER_RX = r'msg="upgrade handed over" pid=(\d+)'
@@ -416,3 +416,25 @@ def test_fd_store_restart_after_kill_9_loses_no_client():
     assert _echo_once(listen) == b"ping"
     lb2.kill()
     return "5 clients that connected while l4lb was down were served by the restarted one"
+
+
+@h.timeout(40)
+def test_upgrade_moves_the_tcp_admin_port_and_its_overrides():
+    a = h.start_backend("echo")
+    b = h.start_backend("echo")
+    listen = f"127.0.0.1:{h.free_port()}"
+    admin = f"127.0.0.1:{h.free_port()}"
+    lb = h.start_l4lb(h.config(h.service(listen, [a, b]),
+                               admin={"listen": admin, "token_file": _token_file()}))
+    st, _, body = _call(admin, "PUT", f"/services/web/backends/{b.addr}/weight", "7")
+    assert st == 200, (st, body)
+    new_pid = _upgrade(lb)
+    lb.wait(10)
+    # The same admin socket, now answered by the new process, with the override.
+    got = _backend(admin, b.addr)
+    assert got["override"] and got["override"]["weight"] == 7, got
+    st, _, body = _call(admin, "PUT", f"/services/web/backends/{b.addr}/weight", "config")
+    assert st == 200, (st, body)
+    assert _echo_once(listen) == b"ping"
+    _kill(new_pid)
+    return "admin port (TCP, token) and a weight override kept over the upgrade"

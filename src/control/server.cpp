@@ -816,6 +816,16 @@ void Server::on_child(int pid, int status) {
   child_.stop();
   upgrade_pid_ = -1;
   if (upgrade_handed_over_) return;  // the new process, ended while this one drains
+  // An exec failure's message may still wait in the pipe (the end can be seen first).
+  if (upgrade_ready_ && upgrade_reason_.empty()) {
+    char buf[16];
+    ssize_t n = ::read(upgrade_ready_.get(), buf, sizeof buf);
+    if (n >= static_cast<ssize_t>(1 + sizeof(int)) && buf[0] == 'E') {
+      int err;
+      std::memcpy(&err, buf + 1, sizeof err);
+      upgrade_reason_ = fmt::format("exec {}: {}", upgrade_exe_, std::strerror(err));
+    }
+  }
   upgrade_io_.stop();
   upgrade_ready_.reset();
   upgrade_timer_.stop();

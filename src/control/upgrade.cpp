@@ -190,6 +190,7 @@ void InheritedFds::add(UniqueFd fd, std::string name) {
     if (domain == AF_INET || domain == AF_INET6) {
       e.listening_tcp = true;
       e.address = local_address(fd.get());
+      set_proxy_options(fd.get());  // as listen_tcp: accepted sockets inherit them (systemd's too)
     } else if (domain == AF_UNIX) {
       sockaddr_un sun{};
       socklen_t sl = sizeof sun;

@@ -11,6 +11,7 @@
 #include "l4lb/log/log.hpp"
 #include "l4lb/control/ctl.hpp"
 #include "l4lb/control/server.hpp"
+#include "l4lb/control/upgrade.hpp"
 
 namespace {
 
@@ -31,7 +32,10 @@ void usage(std::FILE* out) {
                "\n"
                "Signals: SIGHUP reloads the config (an invalid one is rejected, the running one\n"
                "kept); SIGUSR1 reopens the access log; SIGTERM/SIGINT stop gracefully (a second\n"
-               "one stops at once).\n"
+               "one stops at once); SIGUSR2 upgrades: starts the executable now at the same path\n"
+               "with the same arguments, hands it the listening sockets and state, and drains\n"
+               "once it is ready. Listening sockets passed with LISTEN_FDS (an upgrade, systemd\n"
+               "socket activation or its fd store) are used instead of binding anew.\n"
                "Exit codes: 0 ok, 1 invalid config, 2 bad command line, 3 could not start.\n"
                "\n"
                "l4lb ctl talks to the running l4lb through its admin listener (read from FILE):\n"
@@ -100,6 +104,8 @@ int main(int argc, char** argv) {
     return kExitOk;
   }
   const l4lb::Config& cfg = *loaded.config;
+  // Sockets handed over (an upgrade, systemd): taken now, closed when unused.
+  l4lb::upgrade::InheritedFds inherited = l4lb::upgrade::InheritedFds::from_environment();
 
   std::signal(SIGPIPE, SIG_IGN);
   raise_fd_limit();
@@ -115,7 +121,7 @@ int main(int argc, char** argv) {
   {
     l4lb::Server server(loop, log, config_path);
     std::string error;
-    if (!server.start(cfg, error)) {
+    if (!server.start(cfg, error, &inherited)) {
       log.error("cannot start", {{"reason", error}});
       return kExitCannotStart;
     }

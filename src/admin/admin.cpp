@@ -214,7 +214,7 @@ AdminServer::~AdminServer() {
   }
   // The socket file goes with the listener, unless something else is at the path now.
   struct stat st {};
-  if (!unix_path_.empty() && ::stat(unix_path_.c_str(), &st) == 0 && st.st_dev == unix_dev_ &&
+  if (!keep_file_ && !unix_path_.empty() && ::stat(unix_path_.c_str(), &st) == 0 && st.st_dev == unix_dev_ &&
       st.st_ino == unix_ino_)
     ::unlink(unix_path_.c_str());
 }

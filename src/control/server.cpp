@@ -9,8 +9,11 @@
 #include <condition_variable>
 #include <ctime>
 #include <mutex>
+#include <fcntl.h>
 #include <pthread.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <fmt/format.h>
@@ -67,11 +70,16 @@ Server::Server(struct ev_loop* loop, Log& log, std::string config_path)
   sigterm_.start<&Server::on_signal>(loop_, this, SIGTERM);
   sigint_.start<&Server::on_signal>(loop_, this, SIGINT);
   sigusr1_.start<&Server::on_signal>(loop_, this, SIGUSR1);
+  sigusr2_.start<&Server::on_signal>(loop_, this, SIGUSR2);
   drain_timer_.bind<&Server::on_drain_timeout>(loop_, this);
   slow_start_timer_.bind<&Server::on_slow_start_tick>(loop_, this);
+  upgrade_timer_.bind<&Server::on_upgrade_timeout>(loop_, this);
+  ready_poll_.bind<&Server::on_ready_poll>(loop_, this);
 }
 
 Server::~Server() {
+  // An upgrade not ready by now never will be: it goes with this process.
+  if (upgrade_pid_ > 0 && !upgrade_handed_over_) ::kill(upgrade_pid_, SIGKILL);
   stop_threads();
   admin_.reset();
   probers_.clear();
@@ -82,7 +90,7 @@ Server::~Server() {
   if (state_.access_log) state_.access_log->flush_and_stop();  // every record written
 }
 
-bool Server::start(const Config& cfg, std::string& error) {
+bool Server::start(const Config& cfg, std::string& error, upgrade::InheritedFds* inherited) {
   state_.start_time = unix_now();
   size_t n = static_cast<size_t>(std::max(1, cfg.global.workers));
   for (size_t i = 0; i < n; ++i) {
@@ -97,22 +105,64 @@ bool Server::start(const Config& cfg, std::string& error) {
     workers_.push_back(std::move(w));
   }
   Changes changes;
-  if (!apply(cfg, error, changes)) return false;
+  inherited_ = inherited;
+  const size_t inherited_count = inherited ? inherited->size() : 0;
+  const bool ok = apply(cfg, error, changes);
+  inherited_ = nullptr;
+  if (!ok) return false;
   load_state_file();
+  UniqueFd ready;
+  if (inherited) {
+    if (UniqueFd st = inherited->take_named(upgrade::kStateName)) apply_handover(st.get());
+    ready = inherited->take_named(upgrade::kReadyName);
+    const size_t unused = inherited->close_rest();
+    if (inherited_count > 0)
+      log_.info("sockets inherited", {{"fds", std::to_string(inherited_count)},
+                                      {"unused", std::to_string(unused)}});
+  }
   start_threads();
   log_.info("ready", {{"services", std::to_string(services_.size())},
                       {"workers", std::to_string(workers_.size())},
                       {"pid", std::to_string(::getpid())}});
   ::sd_notify(0, "READY=1");
   notify_status();
+  store_fds();
+  // An upgrade: every listener accepts now; the old process may stop once the backends
+  // new to this one have had their first check.
+  if (ready) {
+    ready_out_ = std::move(ready);
+    double longest = 0;
+    for (const auto& [name, svc] : services_)
+      if (svc->config.health_check.type != HealthType::None)
+        longest = std::max(longest, to_seconds(svc->config.health_check.timeout));
+    ready_deadline_ = monotonic_seconds() + longest + 0.05;
+    on_ready_poll();
+  }
   return true;
+}
+
+void Server::on_ready_poll() {
+  if (!ready_out_) return;
+  bool pending = false;
+  for (const auto& [name, svc] : services_) {
+    if (svc->config.health_check.type == HealthType::None) continue;
+    for (const auto& b : svc->pool.backends())
+      pending = pending || (b->health == HealthState::Unknown && b->admin_state() != AdminState::Maint);
+  }
+  if (pending && monotonic_seconds() < ready_deadline_) {
+    ready_poll_.start(0.005);
+    return;
+  }
+  ssize_t w = ::write(ready_out_.get(), "R", 1);
+  (void)w;
+  ready_out_.reset();
 }
 
 void Server::start_threads() {
   // Signals are the main thread's: worker threads start with them blocked.
   sigset_t block, old;
   sigemptyset(&block);
-  for (int sig : {SIGHUP, SIGTERM, SIGINT, SIGUSR1}) sigaddset(&block, sig);
+  for (int sig : {SIGHUP, SIGTERM, SIGINT, SIGUSR1, SIGUSR2, SIGCHLD}) sigaddset(&block, sig);
   ::pthread_sigmask(SIG_BLOCK, &block, &old);
   for (WorkerThread& w : workers_) {
     struct ev_loop* loop = w.loop;
@@ -199,7 +249,8 @@ bool Server::plan_listeners(const Config& cfg, Plan& plan, std::string& error) {
         for (const auto& l : workers_[w].worker->listeners)
           if (l->route()->listen == lp.address) lp.reused[w] = l.get();
         if (lp.reused[w]) continue;
-        lp.fds[w] = listen_tcp(lp.address, nw > 1);
+        if (inherited_) lp.fds[w] = inherited_->take_tcp(lp.address, w);
+        if (!lp.fds[w]) lp.fds[w] = listen_tcp(lp.address, nw > 1);
         if (!lp.fds[w]) {
           error = fmt::format("service {}: cannot listen on {}: {}", sc.name, lp.text,
                               std::strerror(errno));
@@ -217,6 +268,11 @@ bool Server::plan_admin(const Config& cfg, Plan& plan, std::string& error) {
   plan.admin_same = admin_ && admin_cfg && config_.global.admin &&
                     config_.global.admin->same_listener(*admin_cfg);
   if (!admin_cfg || plan.admin_same) return true;
+  if (inherited_) {
+    plan.admin_fd = admin_cfg->is_unix() ? inherited_->take_unix(admin_cfg->unix_path)
+                                         : inherited_->take_tcp(admin_cfg->listen, 0);
+    if (plan.admin_fd) return true;
+  }
   if (admin_cfg->is_unix()) {
     std::string why;
     plan.admin_fd = listen_unix(admin_cfg->unix_path, why);
@@ -383,6 +439,7 @@ void Server::reload() {
                           {"generation", std::to_string(state_.generation)}});
   ::sd_notify(0, "READY=1");
   notify_status();
+  store_fds();
 }
 
 void Server::on_signal(int signum) {
@@ -396,6 +453,7 @@ void Server::on_signal(int signum) {
     if (!draining_) reload();
     return;
   }
+  if (signum == SIGUSR2) return start_upgrade();
   if (draining_) {  // a second SIGTERM/SIGINT: close everything now
     log_.warn("drain cut short", {{"connections", std::to_string(open_sessions())}});
     close_all_sessions(AccessEnd::Stopped);
@@ -416,10 +474,14 @@ void Server::check_drained() {
   if (draining_ && open_sessions() == 0) stop();
 }
 
-void Server::begin_drain() {
+void Server::begin_drain(bool notify_stopping) {
   draining_ = true;
   state_.draining = true;
-  ::sd_notify(0, "STOPPING=1");
+  if (notify_stopping) ::sd_notify(0, "STOPPING=1");
+  if (upgrade_pid_ > 0 && !upgrade_handed_over_) {  // stopping: the upgrade goes too
+    upgrade_reason_ = "stopping";
+    ::kill(upgrade_pid_, SIGKILL);
+  }
   {
     WorldStop world(*this);
     for (auto& w : workers_) {  // stop accepting at once; clients already queued are served
@@ -641,6 +703,241 @@ void Server::notify_status() {
     }
   ::sd_notifyf(0, "STATUS=%zu services, %zu/%zu backends up, config generation %llu",
                services_.size(), up, total, static_cast<unsigned long long>(state_.generation));
+}
+
+}  // namespace l4lb
+
+namespace l4lb {
+
+// ------------------------------------------------------------------ upgrade
+
+std::vector<upgrade::PassFd> Server::listening_fds() const {
+  std::vector<upgrade::PassFd> fds;
+  for (size_t w = 0; w < workers_.size(); ++w)
+    for (const auto& l : workers_[w].worker->listeners)
+      fds.push_back({l->fd(), upgrade::listen_fd_name(l->route()->listen, w)});
+  if (admin_) fds.push_back({admin_->fd(), std::string(upgrade::kAdminName)});
+  return fds;
+}
+
+upgrade::Handover Server::handover_state() const {
+  upgrade::Handover h;
+  h.reloads_ok = state_.reloads_ok;
+  h.reloads_failed = state_.reloads_failed;
+  for (const auto& [name, svc] : services_)
+    for (const auto& b : svc->pool.backends()) {
+      upgrade::BackendState e;
+      e.service = name;
+      e.backend = b->config.address_text;
+      e.health = b->health.load();
+      e.streak = b->health_streak;
+      e.last_check = b->health_record.last_check;
+      e.last_error = b->health_record.last_error;
+      e.checks_ok = b->health_record.checks_ok;
+      e.checks_failed = b->health_record.checks_failed;
+      e.override_state = b->override_state;
+      e.override_weight = b->override_weight;
+      if (e.override_state) e.file_drain = b->config.drain;
+      if (e.override_weight) e.file_weight = b->config.weight;
+      h.backends.push_back(std::move(e));
+    }
+  return h;
+}
+
+void Server::start_upgrade() {
+  if (draining_) {
+    log_.warn("upgrade refused", {{"reason", "stopping"}});
+    return;
+  }
+  if (upgrade_pid_ > 0) {
+    log_.warn("upgrade refused", {{"reason", "an upgrade is in progress"},
+                                  {"pid", std::to_string(upgrade_pid_)}});
+    return;
+  }
+  auto fail = [&](const std::string& why) { log_.error("upgrade failed", {{"reason", why}}); };
+  std::string exe, error;
+  std::vector<std::string> argv;
+  if (!upgrade::own_command(exe, argv, error)) return fail(error);
+  std::vector<upgrade::PassFd> fds = listening_fds();
+  // The state document: a memfd, read by the new process from offset 0.
+  UniqueFd state(::memfd_create("l4lb-upgrade-state", MFD_CLOEXEC));
+  if (!state) return fail(std::string("memfd_create: ") + std::strerror(errno));
+  const std::string doc = upgrade::to_json(handover_state());
+  for (size_t off = 0; off < doc.size();) {
+    ssize_t n = ::write(state.get(), doc.data() + off, doc.size() - off);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return fail(std::string("state document: ") + std::strerror(errno));
+    off += static_cast<size_t>(n);
+  }
+  ::lseek(state.get(), 0, SEEK_SET);
+  int p[2];
+  if (::pipe2(p, O_CLOEXEC) != 0) return fail(std::string("pipe: ") + std::strerror(errno));
+  UniqueFd ready_read(p[0]), ready_write(p[1]);
+  ::fcntl(ready_read.get(), F_SETFL, O_NONBLOCK);
+  fds.push_back({state.get(), std::string(upgrade::kStateName)});
+  fds.push_back({ready_write.get(), std::string(upgrade::kReadyName)});
+  const pid_t pid = upgrade::spawn(exe, argv, fds, static_cast<int>(fds.size()) - 1, error);
+  if (pid < 0) return fail(error);
+  // The child holds its copies now; ours of the write end closes at the end of this scope,
+  // so the pipe reads EOF if the child ends without a word.
+  upgrade_pid_ = pid;
+  upgrade_handed_over_ = false;
+  upgrade_started_ = monotonic_seconds();
+  upgrade_exe_ = exe;
+  upgrade_reason_.clear();
+  upgrade_ready_ = std::move(ready_read);
+  upgrade_io_.bind<&Server::on_upgrade_io>(loop_, this, upgrade_ready_.get());
+  upgrade_io_.set(EV_READ);
+  upgrade_timer_.start(upgrade::kReadyTimeout);
+  child_.start<&Server::on_child>(loop_, this, pid);
+  log_.info("upgrade start", {{"pid", std::to_string(pid)}, {"exe", exe},
+                              {"sockets", std::to_string(fds.size() - 2)}});
+}
+
+void Server::on_upgrade_io(int) {
+  char buf[16];
+  ssize_t n = ::read(upgrade_ready_.get(), buf, sizeof buf);
+  if (n < 0 && (errno == EAGAIN || errno == EINTR)) return;
+  if (n > 0 && buf[0] == 'R') return on_upgrade_ready();
+  if (n >= static_cast<ssize_t>(1 + sizeof(int)) && buf[0] == 'E') {
+    int err;
+    std::memcpy(&err, buf + 1, sizeof err);
+    upgrade_reason_ = fmt::format("exec {}: {}", upgrade_exe_, std::strerror(err));
+  }
+  // EOF (or an exec failure): the child is ending; its end says the rest.
+  upgrade_io_.stop();
+  upgrade_ready_.reset();
+}
+
+void Server::on_upgrade_ready() {
+  upgrade_io_.stop();
+  upgrade_ready_.reset();
+  upgrade_timer_.stop();
+  upgrade_handed_over_ = true;
+  const double ms = (monotonic_seconds() - upgrade_started_) * 1000;
+  log_.info("upgrade handed over", {{"pid", std::to_string(upgrade_pid_)},
+                                    {"ready_ms", fmt::format("{:.1f}", ms)},
+                                    {"connections", std::to_string(open_sessions())}});
+  ::sd_notifyf(0, "MAINPID=%d", static_cast<int>(upgrade_pid_));
+  // systemd has read it before this process can be seen to exit (no restart, no failure).
+  if (::getenv("NOTIFY_SOCKET")) ::sd_notify_barrier(0, 1000000);
+  // The new process answers the admin port (the same socket); the file stays for it.
+  if (admin_) {
+    admin_->keep_socket_file();
+    admin_.reset();
+  }
+  // From here as SIGTERM, without STOPPING=1: the service is not stopping.
+  begin_drain(false);
+}
+
+void Server::on_upgrade_timeout() {
+  if (upgrade_pid_ <= 0 || upgrade_handed_over_) return;
+  upgrade_reason_ = fmt::format("not ready within {:g}s", upgrade::kReadyTimeout);
+  ::kill(upgrade_pid_, SIGKILL);
+}
+
+void Server::on_child(int pid, int status) {
+  if (!WIFEXITED(status) && !WIFSIGNALED(status)) return;  // stopped or continued
+  if (pid != upgrade_pid_) return;
+  child_.stop();
+  upgrade_pid_ = -1;
+  if (upgrade_handed_over_) return;  // the new process, ended while this one drains
+  // An exec failure's message may still wait in the pipe (the end can be seen first).
+  if (upgrade_ready_ && upgrade_reason_.empty()) {
+    char buf[16];
+    ssize_t n = ::read(upgrade_ready_.get(), buf, sizeof buf);
+    if (n >= static_cast<ssize_t>(1 + sizeof(int)) && buf[0] == 'E') {
+      int err;
+      std::memcpy(&err, buf + 1, sizeof err);
+      upgrade_reason_ = fmt::format("exec {}: {}", upgrade_exe_, std::strerror(err));
+    }
+  }
+  upgrade_io_.stop();
+  upgrade_ready_.reset();
+  upgrade_timer_.stop();
+  std::string reason = upgrade_reason_;
+  if (reason.empty())
+    reason = WIFEXITED(status)
+                 ? fmt::format("the new process exited with status {}", WEXITSTATUS(status))
+                 : fmt::format("the new process was killed by signal {} ({})", WTERMSIG(status),
+                               ::strsignal(WTERMSIG(status)));
+  log_.error("upgrade failed", {{"pid", std::to_string(pid)}, {"reason", reason}});
+}
+
+void Server::apply_handover(int fd) {
+  std::string text;
+  char buf[65536];
+  for (off_t off = 0;;) {
+    ssize_t n = ::pread(fd, buf, sizeof buf, off);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    text.append(buf, static_cast<size_t>(n));
+    off += n;
+  }
+  upgrade::Handover h;
+  std::string error;
+  if (!upgrade::from_json(text, h, error)) {
+    log_.warn("upgrade state ignored", {{"reason", error}});
+    return;
+  }
+  state_.reloads_ok = h.reloads_ok;
+  state_.reloads_failed = h.reloads_failed;
+  const double now = monotonic_seconds();
+  size_t applied = 0;
+  for (const upgrade::BackendState& e : h.backends) {
+    auto it = services_.find(e.service);
+    std::shared_ptr<Backend> b = it == services_.end() ? nullptr : find_backend(*it->second, e.backend);
+    if (!b) continue;
+    Service& svc = *it->second;
+    if (svc.config.health_check.type != HealthType::None && e.health != HealthState::Unknown) {
+      b->health_streak = e.streak;
+      HealthRecord& rec = b->health_record;
+      rec.last_check = e.last_check;
+      rec.last_error = e.last_error;
+      rec.checks_ok = e.checks_ok;
+      rec.checks_failed = e.checks_failed;
+      svc.pool.set_health(*b, e.health);
+    }
+    // As over a reload: where the new file changed that property, the file wins.
+    if (e.override_state) {
+      if (e.file_drain && *e.file_drain != b->config.drain)
+        log_.info("override dropped", {{"service", e.service}, {"backend", e.backend},
+                                       {"what", "state"}, {"reason", "the config file changed it"}});
+      else
+        b->override_state = e.override_state;
+    }
+    if (e.override_weight) {
+      if (e.file_weight && *e.file_weight != b->config.weight)
+        log_.info("override dropped", {{"service", e.service}, {"backend", e.backend},
+                                       {"what", "weight"}, {"reason", "the config file changed it"}});
+      else
+        b->override_weight = e.override_weight;
+    }
+    svc.derive(*b, now);
+    ++applied;
+  }
+  for (const auto& [name, svc] : services_) svc->pool.refresh();
+  // Checks again, now that known backends are known: no first check for them.
+  probers_.clear();
+  for (const auto& svc : state_.services) probers_.push_back(std::make_unique<Prober>(loop_, log_, svc, true));
+  save_state_file();
+  notify_status();
+  log_.info("upgrade state", {{"backends", std::to_string(applied)},
+                              {"reloads", std::to_string(state_.reloads_ok)}});
+}
+
+void Server::store_fds() {
+  if (!::getenv("NOTIFY_SOCKET")) return;
+  std::set<std::string> names;
+  for (const upgrade::PassFd& f : listening_fds()) {
+    names.insert(f.name);
+    const std::string msg = "FDSTORE=1\nFDNAME=" + f.name;
+    int fd = f.source;
+    ::sd_pid_notify_with_fds(0, 0, msg.c_str(), &fd, 1);  // systemd drops duplicates
+  }
+  for (const std::string& gone : stored_fds_)
+    if (!names.count(gone)) ::sd_notifyf(0, "FDSTOREREMOVE=1\nFDNAME=%s", gone.c_str());
+  stored_fds_ = std::move(names);
 }
 
 }  // namespace l4lb

@@ -27,12 +27,12 @@ namespace l4lb {
 class Prober::Check {
  public:
   Check(struct ev_loop* loop, Log& log, std::shared_ptr<Service> service,
-        std::shared_ptr<Backend> backend, CheckSchedule schedule, bool at_once, uint32_t seed)
+        std::shared_ptr<Backend> backend, CheckSchedule schedule, double first_delay, uint32_t seed)
       : loop_(loop), log_(log), service_(std::move(service)), backend_(std::move(backend)),
         schedule_(schedule), rng_(seed) {
     next_.bind<&Check::on_next>(loop_, this);
     deadline_.bind<&Check::on_deadline>(loop_, this);
-    next_.start(schedule_.first_delay(at_once));
+    next_.start(first_delay);
   }
   ~Check() {
     io_.stop();
@@ -129,7 +129,7 @@ class Prober::Check {
   TimerWatcher deadline_;
 };
 
-Prober::Prober(struct ev_loop* loop, Log& log, std::shared_ptr<Service> service) {
+Prober::Prober(struct ev_loop* loop, Log& log, std::shared_ptr<Service> service, bool resume) {
   if (service->config.health_check.type == HealthType::None) return;
   const auto& backends = service->pool.backends();
   double interval = to_seconds(service->config.health_check.interval);
@@ -140,8 +140,14 @@ Prober::Prober(struct ev_loop* loop, Log& log, std::shared_ptr<Service> service)
     // Backends not checked yet are checked at once; known ones (kept by a reload) wait
     // for their slot. Either way each then keeps its slot of the interval.
     bool at_once = b->health == HealthState::Unknown;
-    checks_.push_back(std::make_unique<Check>(loop, log, service, b, CheckSchedule(now, interval, i, n),
-                                              at_once, static_cast<uint32_t>(i * 2654435761u + 1)));
+    CheckSchedule schedule(now, interval, i, n);
+    double first = schedule.first_delay(at_once);
+    // Handed over by an upgrade: the next check comes when the old process would have run
+    // it (an interval after its last one), not at once.
+    if (resume && !at_once && b->health_record.last_check > 0)
+      first = std::clamp(b->health_record.last_check + interval - unix_now(), 0.0, interval);
+    checks_.push_back(std::make_unique<Check>(loop, log, service, b, schedule, first,
+                                              static_cast<uint32_t>(i * 2654435761u + 1)));
   }
 }
 

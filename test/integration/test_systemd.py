@@ -321,6 +321,10 @@ def test_unit_file_directives():
     assert "@system-service" in svc.get("SystemCallFilter", []), svc.get("SystemCallFilter")
     # systemd 252 (Debian 12) has no Type=notify-reload; KillSignal must stay SIGTERM (drain).
     assert svc.get("KillSignal", ["SIGTERM"]) == ["SIGTERM"], svc.get("KillSignal")
+    # Upgrade: the new process (not the main one yet) sends READY=1, the old MAINPID=.
+    assert one("NotifyAccess") == "all", one("NotifyAccess")
+    # fd store: the listening sockets survive a crash and restart.
+    assert int(one("FileDescriptorStoreMax")) >= 16, one("FileDescriptorStoreMax")
 
 
 # ---------------------------------------------------------------------------- make install

@@ -64,6 +64,8 @@ class AdminServer {
   ~AdminServer();  // closes the listener and every open admin connection
 
   int fd() const { return acceptor_.fd(); }
+  // An upgrade handed the socket to a new process: its file stays when this server goes.
+  void keep_socket_file() { keep_file_ = true; }
   size_t connection_count() const { return conns_.size(); }
   uint64_t evicted_count() const { return evicted_; }  // closed to make room (limit)
 
@@ -83,6 +85,7 @@ class AdminServer {
   std::string unix_path_;  // empty: TCP
   dev_t unix_dev_ = 0;     // the socket file made, to remove only that one
   ino_t unix_ino_ = 0;
+  bool keep_file_ = false;
   AdminLimits limits_;
   Acceptor acceptor_;  // the listening socket, batches of 16, EMFILE back-off
   IntrusiveList<Conn> conns_;  // open connections, newest first

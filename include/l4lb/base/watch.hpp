@@ -122,4 +122,34 @@ class SignalWatcher {
   ev_signal w_{};
 };
 
+// Waits for one child process to end (default loop only, as libev requires).
+class ChildWatcher {
+ public:
+  ChildWatcher() = default;
+  ChildWatcher(const ChildWatcher&) = delete;
+  ChildWatcher& operator=(const ChildWatcher&) = delete;
+  ~ChildWatcher() { stop(); }
+
+  // Calls OWNER->*Method(pid, status) when PID changes state (exit, signal, stop).
+  template <auto Method, class T>
+  void start(struct ev_loop* loop, T* owner, int pid) {
+    stop();
+    loop_ = loop;
+    ev_child_init(&w_, (&thunk<Method, T>), pid, 0);
+    w_.data = owner;
+    ev_child_start(loop_, &w_);
+  }
+  void stop() {
+    if (loop_ && ev_is_active(&w_)) ev_child_stop(loop_, &w_);
+  }
+
+ private:
+  template <auto Method, class T>
+  static void thunk(struct ev_loop*, ev_child* w, int) {
+    detail::dispatch<Method>(static_cast<T*>(w->data), w->rpid, w->rstatus);
+  }
+  struct ev_loop* loop_ = nullptr;
+  ev_child w_{};
+};
+
 }  // namespace l4lb

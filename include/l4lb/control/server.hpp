@@ -12,6 +12,7 @@
 #include <atomic>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -23,6 +24,7 @@
 #include "l4lb/log/log.hpp"
 #include "l4lb/health/prober.hpp"
 #include "l4lb/control/server_state.hpp"
+#include "l4lb/control/upgrade.hpp"
 #include "l4lb/balance/service.hpp"
 #include "l4lb/base/watch.hpp"
 #include "l4lb/dataplane/worker.hpp"
@@ -37,8 +39,10 @@ class Server : public AdminControl {
   ~Server();
 
   // Binds every listener of CFG. False, with ERROR saying which address failed, if
-  // one cannot be bound (nothing is left bound then).
-  bool start(const Config& cfg, std::string& error);
+  // one cannot be bound (nothing is left bound then). INHERITED (LISTEN_FDS: an upgrade,
+  // systemd socket activation or its fd store): listening sockets taken from there where
+  // one matches (address, worker), the state document and the ready pipe of an upgrade.
+  bool start(const Config& cfg, std::string& error, upgrade::InheritedFds* inherited = nullptr);
   // Runs until stopped by SIGTERM/SIGINT; returns the exit code.
   int run();
 
@@ -96,7 +100,23 @@ class Server : public AdminControl {
   // Slow start: a timer, running while any service has slow_start, that advances ramps.
   void arm_slow_start();
   void on_slow_start_tick();
-  void begin_drain();
+  void begin_drain(bool notify_stopping = true);
+  // Upgrade (SIGUSR2), the old process's side: start the new one, wait for its ready
+  // byte (or its end, or the 10 s deadline), then hand over and drain.
+  void start_upgrade();
+  void on_upgrade_io(int revents);
+  void on_upgrade_ready();
+  void on_upgrade_timeout();
+  void on_child(int pid, int status);
+  std::vector<upgrade::PassFd> listening_fds() const;
+  upgrade::Handover handover_state() const;
+  // The new process's side: the old one's state, applied before the first checks.
+  void apply_handover(int fd);
+  // The new process's ready byte, once every backend new to it has had its first check
+  // (or the longest check timeout has passed): polled, control thread only.
+  void on_ready_poll();
+  // systemd fd store: every listening socket (FDSTORE=1), sockets gone removed.
+  void store_fds();
   void stop();
   void on_signal(int signum);
   void on_drain_timeout();
@@ -131,7 +151,22 @@ class Server : public AdminControl {
   std::unique_ptr<AdminServer> admin_;  // destroyed before the state it reads
   bool draining_ = false;
   bool stopped_ = false;
-  SignalWatcher sighup_, sigterm_, sigint_, sigusr1_;
+  SignalWatcher sighup_, sigterm_, sigint_, sigusr1_, sigusr2_;
+  upgrade::InheritedFds* inherited_ = nullptr;  // during start() only
+  // The upgrade in progress (pid > 0) or handed over.
+  pid_t upgrade_pid_ = -1;
+  bool upgrade_handed_over_ = false;
+  double upgrade_started_ = 0;      // monotonic seconds at SIGUSR2
+  std::string upgrade_exe_;
+  std::string upgrade_reason_;      // why it failed, when known before the child's end
+  UniqueFd upgrade_ready_;          // read end of the ready pipe
+  IoWatcher upgrade_io_;
+  TimerWatcher upgrade_timer_;
+  ChildWatcher child_;
+  std::set<std::string> stored_fds_;  // names in systemd's fd store
+  UniqueFd ready_out_;              // write end of the old process's ready pipe, until written
+  TimerWatcher ready_poll_;
+  double ready_deadline_ = 0;       // monotonic seconds
   TimerWatcher drain_timer_;
   TimerWatcher slow_start_timer_;
   double slow_start_period_ = 0;  // seconds between ticks; 0 = no service has slow_start

@@ -21,6 +21,7 @@ class Listener {
 
   const std::shared_ptr<const Route>& route() const { return route_; }
   void set_route(std::shared_ptr<const Route> r) { route_ = std::move(r); }
+  int fd() const { return acceptor_.fd(); }
   // Accepts every client already waiting in the queue (before the listener closes on
   // a drain, so that none of them is reset).
   void accept_pending();

@@ -21,7 +21,9 @@ class Backend;
 
 class Prober {
  public:
-  Prober(struct ev_loop* loop, Log& log, std::shared_ptr<Service> service);
+  // RESUME (after an upgrade): a backend with a known health and a last check is next
+  // checked an interval after that check, not at its slot.
+  Prober(struct ev_loop* loop, Log& log, std::shared_ptr<Service> service, bool resume = false);
   Prober(const Prober&) = delete;
   Prober& operator=(const Prober&) = delete;
   ~Prober();

@@ -178,3 +178,99 @@ def test_package_installed_example_config_and_unit():
     pages = ", ".join(f"{p}({s})" for p, s in docs)
     return (f"l4lb -t ok; verify --root ok" +
             (f", man {pages} found by man(1)" if has_man else f", man(1) absent: {pages} checked in the tree"))
+
+
+# ---------------------------------------------------------------------------- postinst
+
+def _postinst_sandbox(running_pid: int | None, new_pid: str, check_ok: bool = True):
+    """scripts/debian/l4lb.postinst with its system paths pointed into a scratch dir, a fake
+    systemctl (records calls; MainPID is RUNNING_PID until the signal file appears, then
+    NEW_PID) and a fake l4lb --check. Returns (run(args) -> CompletedProcess, calls())."""
+    d = tempfile.mkdtemp(prefix="postinst-", dir=h.ctx().dir)
+    os.makedirs(d + "/bin")
+    os.makedirs(d + "/run-systemd-system")
+    calls = d + "/calls"
+    sigfile = d + "/signalled"
+    active = "exit 0" if running_pid else "exit 3"
+    with open(d + "/bin/systemctl", "w") as f:
+        f.write(f"""#!/bin/sh
+echo "systemctl $*" >> {calls}
+case "$1" in
+  is-active) {active} ;;
+  show) if [ -e {sigfile} ]; then echo {new_pid}; else echo {running_pid or 0}; fi ;;
+  kill) kill -USR2 {running_pid or 0} && : > {sigfile} ;;
+  *) exit 1 ;;
+esac
+""")
+    with open(d + "/bin/l4lb", "w") as f:
+        f.write(f"#!/bin/sh\necho \"l4lb $*\" >> {calls}\nexit {0 if check_ok else 1}\n")
+    for n in ("systemctl", "l4lb"):
+        os.chmod(f"{d}/bin/{n}", 0o755)
+    src = open(os.path.join(ROOT, "scripts", "debian", "l4lb.postinst")).read()
+    assert "#DEBHELPER#" in src
+    script = (src.replace("/run/systemd/system", d + "/run-systemd-system")
+              .replace("/usr/sbin/policy-rc.d", d + "/no-policy-rc.d")
+              .replace("/usr/sbin/l4lb", d + "/bin/l4lb")
+              .replace("#DEBHELPER#", ""))
+    with open(d + "/postinst", "w") as f:
+        f.write(script)
+    shell = shutil.which("dash") or "/bin/sh"
+    env = dict(os.environ, PATH=d + "/bin:" + os.environ.get("PATH", "/usr/bin:/bin"))
+
+    def run(*args):
+        return subprocess.run([shell, "-e", d + "/postinst", *args], capture_output=True,
+                              text=True, env=env, timeout=30)
+
+    def got():
+        return open(calls).read().splitlines() if os.path.exists(calls) else []
+    return run, got
+
+
+def _usr2_catcher():
+    """A process that catches SIGUSR2 (as l4lb with the upgrade), and whether it got one."""
+    p = subprocess.Popen(["python3", "-c",
+                          "import signal,sys,time\n"
+                          "signal.signal(signal.SIGUSR2, lambda s, f: print('usr2', flush=True))\n"
+                          "print('ready', flush=True)\ntime.sleep(60)\n"],
+                         stdout=subprocess.PIPE, text=True)
+    h.ctx().add_proc(p)
+    assert p.stdout.readline().strip() == "ready"
+    return p
+
+
+def test_package_postinst_upgrade_sends_usr2_never_restarts():
+    # Upgrade with l4lb running and catching SIGUSR2: check the config, signal, wait for the
+    # new MAINPID. No restart, no start.
+    p = _usr2_catcher()
+    run, calls = _postinst_sandbox(p.pid, "4242")
+    r = run("configure", "0.0.9")
+    assert r.returncode == 0, f"postinst failed: {r.stdout} {r.stderr}"
+    c = calls()
+    assert any(l.startswith("l4lb --check -c /etc/l4lb/l4lb.yaml") for l in c), c
+    kills = [l for l in c if l.startswith("systemctl kill")]
+    assert kills == ["systemctl kill --signal=USR2 --kill-whom=main l4lb.service"], c
+    assert not [l for l in c if re.match(r"systemctl (restart|start|stop|try-restart)", l)], c
+    assert p.stdout.readline().strip() == "usr2", "the running process got no SIGUSR2"
+    assert f"pid {p.pid} -> 4242" in r.stdout, r.stdout
+
+    # The new binary rejects the config: no signal, the running one carries on, exit 0.
+    run, calls = _postinst_sandbox(p.pid, "4242", check_ok=False)
+    r = run("configure", "0.0.9")
+    assert r.returncode == 0 and "not upgraded" in r.stderr, (r.stdout, r.stderr)
+    assert not [l for l in calls() if l.startswith("systemctl kill")], calls()
+
+    # A running l4lb that does not catch SIGUSR2 (an older build): not signalled (it would die).
+    q = subprocess.Popen(["sleep", "60"])
+    h.ctx().add_proc(q)
+    run, calls = _postinst_sandbox(q.pid, "4242")
+    r = run("configure", "0.0.9")
+    assert r.returncode == 0 and "predates SIGUSR2" in r.stderr, (r.stdout, r.stderr)
+    assert not [l for l in calls() if l.startswith("systemctl kill")], calls()
+    assert q.poll() is None, "a process that does not catch SIGUSR2 was signalled"
+
+    # Upgrade with l4lb stopped: nothing is started. First install: nothing is started either.
+    for args in (("configure", "0.0.9"), ("configure", "")):
+        run, calls = _postinst_sandbox(None, "4242")
+        r = run(*args)
+        assert r.returncode == 0, f"postinst {args}: {r.stderr}"
+        assert not [l for l in calls() if re.match(r"systemctl (kill|restart|start)", l)], calls()

@@ -115,7 +115,9 @@ def test_package_contents_conffiles_and_scripts():
     for m in re.finditer(r"deb-systemd-invoke stop", prerm):
         head = prerm[:m.start()]
         cond = head[head.rfind("if "):]
-        assert '"$1" = remove' in cond and "upgrade" not in cond, f"prerm stops l4lb on upgrade:\n{prerm}"
+        assert re.search(r'"\$1" = "?remove"?', cond) and "upgrade" not in cond, \
+            f"prerm stops l4lb other than on removal:\n{prerm}"
+    assert "deb-systemd-invoke stop" in prerm, f"removing the package does not stop l4lb:\n{prerm}"
 
     # The changelog's version is the binary's.
     root = tempfile.mkdtemp(prefix="root-", dir=h.ctx().dir)

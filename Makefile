@@ -114,12 +114,12 @@ deb:
 	@command -v dpkg-buildpackage >/dev/null && command -v dh >/dev/null || \
 	  { echo "make deb: needs debhelper and dpkg-dev: scripts/install-deps.sh --package" >&2; exit 1; }
 	@v=$$(dpkg-parsechangelog -l scripts/debian/changelog -S Version); [ "$$v" = "$(VERSION)" ] || \
-	  { echo "make deb: scripts/debian/changelog is at $$v, the Makefile at $(VERSION): add a changelog entry (dch -c scripts/debian/changelog -v $(VERSION))" >&2; exit 1; }
+	  { echo "make deb: scripts/debian/changelog is at $$v, the Makefile at $(VERSION): add an entry for $(VERSION) at the top of scripts/debian/changelog (dch from devscripts does it)" >&2; exit 1; }
 	@mkdir -p $(DEB_TREE)
 	cd $(DEB_TREE) && rm -rf $(DEB_SRC) debian
 	cp -a --parents $(DEB_SRC) $(DEB_TREE)/
 	cp -a scripts/debian $(DEB_TREE)/debian
-	cd $(DEB_TREE) && DEB_BUILD_OPTIONS="parallel=$$(nproc) $$DEB_BUILD_OPTIONS" \
+	+cd $(DEB_TREE) && DEB_BUILD_OPTIONS="parallel=$$(nproc) $$DEB_BUILD_OPTIONS" \
 	  dpkg-buildpackage -b -nc -us -uc
 	@arch=$$(dpkg-architecture -qDEB_HOST_ARCH); \
 	  cp build/deb/l4lb_$(VERSION)_$$arch.deb build/ && echo "built build/l4lb_$(VERSION)_$$arch.deb"

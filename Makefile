@@ -3,6 +3,7 @@
 #   make test SANITIZE=thread   under ThreadSanitizer (build/tsan), for workers > 1
 #   make demo              installs what is missing, builds, starts the demo
 #   make deps              installs the Debian packages (scripts/install-deps.sh)
+#   make deb               build/l4lb_VERSION_ARCH.deb (scripts/install-deps.sh --package first)
 
 CXX      ?= g++
 MAKEFLAGS += -j$(shell nproc 2>/dev/null || echo 2)
@@ -40,7 +41,7 @@ UNIT_OBJ := $(UNIT_SRC:%.cpp=$(BUILD)/obj/%.o)
 TESTD_SRC := $(wildcard test/testd/*.cpp)
 TESTD_OBJ := $(TESTD_SRC:%.cpp=$(BUILD)/obj/%.o)
 
-.PHONY: all test unit integration demo deps clean install check-deps bench fuzz valgrind
+.PHONY: all test unit integration demo deps clean install check-deps bench fuzz valgrind deb
 all: check-deps $(BUILD)/l4lb $(BUILD)/l4lb-testd
 
 # From a fresh clone the first build installs what is missing (idempotent, fast when done).
@@ -102,6 +103,26 @@ deps:
 install: $(BUILD)/l4lb
 	@DESTDIR="$(DESTDIR)" PREFIX="$(PREFIX)" SBINDIR="$(SBINDIR)" UNITDIR="$(UNITDIR)" \
 	  MANDIR="$(MANDIR)" DOCDIR="$(DOCDIR)" scripts/install.sh $(BUILD)/l4lb
+
+# The Debian package, built with debhelper (dh, compat 13) in build/deb/l4lb-VERSION/: a copy
+# of the sources with scripts/debian/ as debian/ (so the repo needs no top-level debian/).
+# Objects stay in that tree between runs (-nc), so a second `make deb` only relinks what
+# changed. scripts/debian/changelog's version must be $(VERSION) (`l4lb --version`).
+DEB_TREE := build/deb/l4lb-$(VERSION)
+DEB_SRC  := Makefile README.md conf docs include scripts src systemd test/testd test/unit
+deb:
+	@command -v dpkg-buildpackage >/dev/null && command -v dh >/dev/null || \
+	  { echo "make deb: needs debhelper and dpkg-dev: scripts/install-deps.sh --package" >&2; exit 1; }
+	@v=$$(dpkg-parsechangelog -l scripts/debian/changelog -S Version); [ "$$v" = "$(VERSION)" ] || \
+	  { echo "make deb: scripts/debian/changelog is at $$v, the Makefile at $(VERSION): add an entry for $(VERSION) at the top of scripts/debian/changelog (dch from devscripts does it)" >&2; exit 1; }
+	@mkdir -p $(DEB_TREE)
+	cd $(DEB_TREE) && rm -rf $(DEB_SRC) debian
+	cp -a --parents $(DEB_SRC) $(DEB_TREE)/
+	cp -a scripts/debian $(DEB_TREE)/debian
+	+cd $(DEB_TREE) && DEB_BUILD_OPTIONS="parallel=$$(nproc) $$DEB_BUILD_OPTIONS" \
+	  dpkg-buildpackage -b -nc -us -uc
+	@arch=$$(dpkg-architecture -qDEB_HOST_ARCH); \
+	  cp build/deb/l4lb_$(VERSION)_$$arch.deb build/ && echo "built build/l4lb_$(VERSION)_$$arch.deb"
 
 clean:
 	rm -rf build

@@ -2,14 +2,22 @@
 # Installs the Debian packages l4lb needs to build and run (and with --test, the real
 # peers the integration tests talk to: HAProxy and nginx for the PROXY protocol,
 # systemd-analyze for the unit file, keepalived and iproute2 for scripts/ha-demo.sh,
-# MariaDB for the TCP-check test, clang's libFuzzer and valgrind for make fuzz/valgrind). Idempotent: installs only what is missing.
+# MariaDB for the TCP-check test, clang's libFuzzer and valgrind for make fuzz/valgrind; and
+# with --package or --test, Debian's packaging tools for `make deb`: debhelper, dpkg-dev,
+# lintian). Idempotent: installs only what is missing.
 # Needs root, or sudo.
 set -euo pipefail
 
 pkgs=(g++ make pkg-config python3 curl
       libev-dev libyaml-cpp-dev libfmt-dev doctest-dev libsystemd-dev nlohmann-json3-dev)
-[ "${1:-}" = "--test" ] && pkgs+=(haproxy nginx systemd keepalived iproute2 mariadb-server mariadb-client
-                                      clang-14 libclang-rt-14-dev valgrind)
+packaging=(debhelper dpkg-dev lintian)
+case "${1:-}" in
+  "") ;;
+  --test) pkgs+=(haproxy nginx systemd keepalived iproute2 mariadb-server mariadb-client
+                 clang-14 libclang-rt-14-dev valgrind "${packaging[@]}") ;;
+  --package) pkgs+=("${packaging[@]}") ;;
+  *) echo "usage: scripts/install-deps.sh [--test | --package]" >&2; exit 2 ;;
+esac
 
 missing=()
 for p in "${pkgs[@]}"; do

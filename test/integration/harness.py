@@ -184,11 +184,21 @@ def eventually(fn: Callable[[], Any], timeout: float = 5.0, interval: float = 0.
         time.sleep(interval)
 
 
+_handed_out: set[int] = set()
+
+
 def free_port(host: str = "127.0.0.1") -> int:
+    """A port free now, never one this test process handed out before (two calls in a row
+    could otherwise get the same port back from the kernel before either is bound)."""
     fam = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(fam, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
+    for _ in range(100):
+        with socket.socket(fam, socket.SOCK_STREAM) as s:
+            s.bind((host, 0))
+            port = s.getsockname()[1]
+        if port not in _handed_out:
+            _handed_out.add(port)
+            return port
+    return port
 
 
 def ipv6_available() -> bool:

@@ -7,9 +7,9 @@
 set -euo pipefail
 
 pkgs=(g++ make pkg-config python3 curl
-      libev-dev libyaml-cpp-dev libfmt-dev doctest-dev libsystemd-dev nlohmann-json3-dev)
+      libev-dev libyaml-cpp-dev libfmt-dev doctest-dev libsystemd-dev nlohmann-json3-dev libc-ares-dev)
 [ "${1:-}" = "--test" ] && pkgs+=(haproxy nginx systemd keepalived iproute2 mariadb-server mariadb-client
-                                      clang-14 libclang-rt-14-dev valgrind)
+                                      clang-14 libclang-rt-14-dev valgrind dnsmasq-base)
 
 missing=()
 for p in "${pkgs[@]}"; do

@@ -68,9 +68,12 @@ Server::Server(struct ev_loop* loop, Log& log, std::string config_path)
   sigint_.start<&Server::on_signal>(loop_, this, SIGINT);
   drain_timer_.bind<&Server::on_drain_timeout>(loop_, this);
   slow_start_timer_.bind<&Server::on_slow_start_tick>(loop_, this);
+  discovery_ = std::make_unique<dns::Discovery>(loop_, log_, state_.dns_lookups,
+                                                [this](const std::string& s) { on_dns_change(s); });
 }
 
 Server::~Server() {
+  discovery_.reset();
   stop_threads();
   admin_.reset();
   probers_.clear();
@@ -145,7 +148,11 @@ int Server::run() {
 // Reload = plan, swap, publish; CFG is already valid. The plan binds new listen
 // addresses and matches backends by address without touching the running state, so a
 // bind failure leaves it untouched; the swap is the only moment the workers stop.
-bool Server::apply(const Config& cfg, std::string& error, Changes& changes) {
+bool Server::apply(const Config& file_cfg, std::string& error, Changes& changes) {
+  // Backends from DNS: each entry's current set (kept over a reload; none yet for a new
+  // one). Nothing waits for DNS here: discovery looks new names up after the swap.
+  Config cfg = file_cfg;
+  for (ServiceConfig& sc : cfg.services) discovery_->expand(sc);
   Plan plan;
   if (!plan_listeners(cfg, plan, error) || !plan_admin(cfg, plan, error)) return false;
   plan_services(cfg, plan);
@@ -158,8 +165,37 @@ bool Server::apply(const Config& cfg, std::string& error, Changes& changes) {
     plan.changes.swap_us = monotonic_usec() - stop_start;  // parking included
   }
   publish(cfg, plan);
+  discovery_->configure(cfg);
   changes = plan.changes;
   return true;
+}
+
+void Server::on_dns_change(const std::string& name) {
+  if (draining_) return;
+  auto it = services_.find(name);
+  if (it == services_.end()) return;
+  auto sc_it = std::find_if(config_.services.begin(), config_.services.end(),
+                            [&](const ServiceConfig& sc) { return sc.name == name; });
+  if (sc_it == config_.services.end()) return;
+  const std::shared_ptr<Service>& svc = it->second;
+  ServiceConfig sc = *sc_it;
+  discovery_->expand(sc);
+  *sc_it = sc;  // what is in force, for the next expansion and reload
+  // Plan off the data path, swap with the workers parked, as a reload does.
+  BackendPlan plan = Service::plan_backends(svc.get(), sc, workers_.size());
+  double moved = 0;
+  {
+    WorldStop world(*this);
+    moved = svc->reconfigure(std::move(sc), std::move(plan));
+  }
+  // New addresses are checked at once (health unknown); known ones keep their slots.
+  for (auto& p : probers_)
+    if (p->service() == svc.get()) p = std::make_unique<Prober>(loop_, log_, svc);
+  if (svc->config.algorithm == Algorithm::ConsistentHash)
+    log_.debug("dns applied", {{"service", name}, {"table_moved", fmt::format("{:.4f}", moved)}});
+  log_dropped_overrides();
+  save_state_file();
+  notify_status();
 }
 
 // Sockets, one per (listen address, worker): the running one where the address stays, else

@@ -80,6 +80,10 @@ class Server : public AdminControl {
   void swap_listeners(const Config& cfg, Plan& plan);
   void publish(const Config& cfg, Plan& plan);
   void reload();
+  // Backends from DNS: SERVICE's entries yielded a new set; applies its backend list as a
+  // reload does for that one service (plan_backends, reconfigure under a WorldStop, a new
+  // Prober so new addresses are checked at once).
+  void on_dns_change(const std::string& service);
   // Runtime control (the admin port's writes), control thread only.
   const std::string& admin_token() const override;
   http::Response admin_write(const admin::Action& action, const http::Request& req,
@@ -133,6 +137,7 @@ class Server : public AdminControl {
   TimerWatcher slow_start_timer_;
   double slow_start_period_ = 0;  // seconds between ticks; 0 = no service has slow_start
   std::string state_written_;     // the state file's content as last written (or read)
+  std::unique_ptr<dns::Discovery> discovery_;  // resolve/srv entries, looked up in the background
 };
 
 }  // namespace l4lb

@@ -7,6 +7,7 @@
 
 #include "l4lb/balance/service.hpp"
 #include "l4lb/dataplane/route.hpp"
+#include "l4lb/discovery/discovery.hpp"
 
 namespace l4lb {
 
@@ -19,6 +20,7 @@ struct ServerState {
   uint64_t generation = 0;      // 1 at start, +1 per successful reload
   std::vector<std::shared_ptr<Service>> services;  // in config order
   std::vector<std::shared_ptr<const Route>> routes;  // one per listen address, in config order
+  dns::LookupTable dns_lookups;  // l4lb_dns_lookups_total, kept by discovery
 };
 
 }  // namespace l4lb

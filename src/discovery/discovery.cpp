@@ -1,11 +1,17 @@
 #include "l4lb/discovery/discovery.hpp"
 
 #include <algorithm>
+#include <set>
 
 namespace l4lb::dns {
 
 // One lookup of an entry: its queries in flight and what they found so far.
 struct Discovery::Lookup {
+  explicit Lookup(size_t& in_flight) : in_flight_(in_flight) { ++in_flight_; }
+  ~Lookup() { --in_flight_; }
+  Lookup(const Lookup&) = delete;
+  Lookup& operator=(const Lookup&) = delete;
+  size_t& in_flight_;
   uint64_t id = 0;
   size_t pending = 0;        // queries not answered yet
   size_t answered = 0;       // queries a server answered
@@ -21,6 +27,7 @@ struct Discovery::Entry {
   std::string service;
   DnsBackendConfig config;
   bool resolved = false;          // a good set was found once
+  bool waiting = false;           // in waiting_ for a slot
   std::vector<Resolved> current;  // the last good set (normalized)
   std::unique_ptr<Lookup> lookup;  // in flight, or null
   TimerWatcher timer;              // the next lookup
@@ -71,11 +78,27 @@ void Discovery::configure(const Config& cfg) {
       entries.emplace(key, std::move(e));
     }
   entries_ = std::move(entries);  // gone entries (and their timers) go here
+  // Counts of names no longer in the file go with them (the table stays bounded).
+  std::set<std::pair<std::string, std::string>> names;
+  for (const auto& [key, e] : entries_) names.emplace(e->service, e->config.name);
+  std::erase_if(counts_, [&](const auto& kv) { return !names.count(kv.first); });
   for (auto& [key, e] : entries_)
-    if (!e->resolved && !e->lookup && !e->timer.active())
+    if (!e->resolved && !e->lookup && !e->timer.active() && !e->waiting)
       start(*e);  // new
     else if (new_resolver && e->lookup)
       start(*e);  // its queries went with the old resolver
+  pump();
+}
+
+void Discovery::pump() {
+  while (!waiting_.empty() && in_flight_ < kMaxInFlight) {
+    const std::string key = std::move(waiting_.front());
+    waiting_.pop_front();
+    auto it = entries_.find(key);
+    if (it == entries_.end() || !it->second->waiting) continue;  // gone since
+    it->second->waiting = false;
+    launch(*it->second);
+  }
 }
 
 void Discovery::expand(ServiceConfig& sc) const {
@@ -87,7 +110,18 @@ void Discovery::expand(ServiceConfig& sc) const {
 
 void Discovery::start(Entry& e) {
   e.timer.stop();
-  e.lookup = std::make_unique<Lookup>();
+  e.lookup.reset();  // a lookup of it in flight (old resolver) gives its slot back
+  if (in_flight_ >= kMaxInFlight) {
+    if (!e.waiting) waiting_.push_back(e.key);
+    e.waiting = true;
+    return;
+  }
+  e.waiting = false;
+  launch(e);
+}
+
+void Discovery::launch(Entry& e) {
+  e.lookup = std::make_unique<Lookup>(in_flight_);
   const uint64_t id = e.lookup->id = next_lookup_++;
   const std::string key = e.key;
   // A callback finds its entry by key and lookup id: an entry gone or looked up anew
@@ -167,6 +201,11 @@ void Discovery::done_query(Entry& e) {
 }
 
 void Discovery::finish(Entry& e) {
+  conclude(e);  // the lookup is gone: its slot is free
+  pump();
+}
+
+void Discovery::conclude(Entry& e) {
   std::unique_ptr<Lookup> l = std::move(e.lookup);
   LookupCounts& counts = counts_[{e.service, e.config.name}];
   l->refused += normalize(l->found);

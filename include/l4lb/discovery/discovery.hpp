@@ -8,6 +8,7 @@
 #pragma once
 #include <ev.h>
 
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
@@ -41,8 +42,11 @@ class Discovery {
   void configure(const Config& cfg);
   // SC's backend list with the current addresses of its DNS entries (dns::expand).
   void expand(ServiceConfig& sc) const;
-  // Entries looked up so far / now in flight (for tests and the bench).
   size_t entries() const { return entries_.size(); }
+  // At most this many lookups in flight; the others wait their turn (in order). A burst of
+  // thousands of queries at once would overflow the server's (or our) UDP buffers and
+  // turn into timeouts; queued, they spread themselves out.
+  static constexpr size_t kMaxInFlight = 32;
 
  private:
   struct Entry;
@@ -50,8 +54,11 @@ class Discovery {
   static std::string key_of(const std::string& service, const DnsBackendConfig& d);
   void start(Entry& e);
   void finish(Entry& e);
+  void conclude(Entry& e);
   void resolve_host(Entry& e, const std::string& host, uint16_t port, int weight);
   void done_query(Entry& e);
+  void launch(Entry& e);
+  void pump();
 
   struct ev_loop* loop_;
   Log& log_;
@@ -61,6 +68,8 @@ class Discovery {
   std::unique_ptr<Resolver> resolver_;
   std::map<std::string, std::unique_ptr<Entry>> entries_;  // by key_of
   uint64_t next_lookup_ = 1;
+  size_t in_flight_ = 0;            // Lookups alive (each decrements it when it goes)
+  std::deque<std::string> waiting_;  // keys of entries waiting for a slot
 };
 
 }  // namespace l4lb::dns

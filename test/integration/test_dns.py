@@ -460,3 +460,38 @@ def test_dns_entry_kept_over_reload_without_waiting():
     assert set(backends) == want | {static.addr}, backends
     assert backends[f"127.0.0.11:{port}"]["weight"] == 4  # the file's new weight applies
     assert 'msg="dns changed"' not in lb.stderr_text()[off:]
+
+
+def test_dns_backend_override_lasts_over_a_restart():
+    port = _free_port_on(["127.0.0.11", "127.0.0.12"])
+    _id_backends(["127.0.0.11", "127.0.0.12"], port)
+    dns = Dns(["127.0.0.11 app.test", "127.0.0.12 app.test"])
+    state_dir = h.tmp_path("state")
+    os.makedirs(state_dir, exist_ok=True)
+    state_file = os.path.join(state_dir, "state.json")
+    # As a previous run left it: one backend from DNS drained by the admin port.
+    with open(state_file, "w") as f:
+        json.dump({"version": 1, "overrides": [
+            {"service": "web", "backend": f"127.0.0.11:{port}", "state": "drain", "weight": None,
+             "file_drain": False}]}, f)
+    os.chmod(state_file, 0o600)
+    lb = _start([{"address": f"app.test:{port}", "resolve": True}], [dns.addr])
+    # _start has no state_file: restart the same config with it.
+    cfg = h.config(h.service(int(lb.listen.rsplit(":", 1)[1]),
+                             [{"address": f"app.test:{port}", "resolve": True}]),
+                   state_file=state_file, **_dns_global([dns.addr], int(lb.admin.rsplit(":", 1)[1])))
+    lb.signal(signal.SIGTERM)
+    assert lb.wait(10) == 0
+    # (the first run had no state_file: the file is untouched)
+    lb2 = h.start_l4lb(cfg)
+    lb2.listen, lb2.admin = lb.listen, lb.admin
+    # Until the name resolves the override waits, and stays in the file.
+    doc = json.load(open(state_file))
+    assert [o["backend"] for o in doc["overrides"]] == [f"127.0.0.11:{port}"], doc
+    _wait_addresses(lb2, {f"127.0.0.11:{port}", f"127.0.0.12:{port}"})
+    h.eventually(lambda: {b["address"]: b["admin_state"] for b in _stats_backends(lb2)}
+                 == {f"127.0.0.11:{port}": "drain", f"127.0.0.12:{port}": "ready"}, timeout=3,
+                 msg="the saved drain applied to the resolved backend")
+    assert {_name_via(lb2.listen) for _ in range(6)} == {"127.0.0.12"}
+    doc = json.load(open(state_file))
+    assert [o["backend"] for o in doc["overrides"]] == [f"127.0.0.11:{port}"], doc

@@ -118,6 +118,7 @@ Resolver::~Resolver() {
   failer_.stop();
   if (channel_) ares_destroy(channel_);  // pending callbacks see ARES_EDESTRUCTION
   sockets_.clear();
+  ares_library_cleanup();  // reference counted, as ares_library_init
 }
 
 void Resolver::query(const std::string& name, Type type, Callback cb) {

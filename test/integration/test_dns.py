@@ -495,3 +495,34 @@ def test_dns_backend_override_lasts_over_a_restart():
     assert {_name_via(lb2.listen) for _ in range(6)} == {"127.0.0.12"}
     doc = json.load(open(state_file))
     assert [o["backend"] for o in doc["overrides"]] == [f"127.0.0.11:{port}"], doc
+
+
+def test_dns_change_moves_only_the_changed_addresses_clients_with_consistent_hash():
+    port = _free_port_on(["127.0.0.11", "127.0.0.12", "127.0.0.13"])
+    _id_backends(["127.0.0.11", "127.0.0.12", "127.0.0.13"], port)
+    dns = Dns(["127.0.0.11 app.test", "127.0.0.12 app.test", "127.0.0.13 app.test"])
+    lb = _start([{"address": f"app.test:{port}", "resolve": True}], [dns.addr],
+                algorithm="consistent_hash")
+    _wait_addresses(lb, {f"127.0.0.1{i}:{port}" for i in (1, 2, 3)})
+    host, lport = h.split_addr(lb.listen)
+
+    def owner(client_ip: str) -> str:
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        h.ctx().add_sock(s)
+        s.settimeout(2.0)
+        s.bind((client_ip, 0))
+        s.connect((host, lport))
+        line = h.recv_line(s, timeout=2.0).decode().rstrip("\n")
+        s.close()
+        return line
+
+    clients = [f"127.0.{2 + i // 200}.{1 + i % 200}" for i in range(120)]
+    before = {c: owner(c) for c in clients}
+    assert set(before.values()) == {"127.0.0.11", "127.0.0.12", "127.0.0.13"}, before
+    dns.set_hosts(["127.0.0.11 app.test", "127.0.0.12 app.test"])
+    _wait_addresses(lb, {f"127.0.0.11:{port}", f"127.0.0.12:{port}"})
+    after = {c: owner(c) for c in clients}
+    moved = [c for c in clients if before[c] != after[c]]
+    assert all(before[c] == "127.0.0.13" for c in moved), \
+        [(c, before[c], after[c]) for c in moved if before[c] != "127.0.0.13"]
+    assert all(after[c] == before[c] for c in clients if before[c] != "127.0.0.13")

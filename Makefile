@@ -32,7 +32,7 @@ endif
 CPPFLAGS += -Iinclude -DL4LB_VERSION='"$(VERSION)"' -MMD -MP
 CXXFLAGS += -std=c++20 $(OPT) -Wall -Wextra -Wshadow -Wno-unused-parameter $(SANFLAGS)
 LDFLAGS  += $(SANFLAGS)
-LDLIBS   := -lev -lyaml-cpp -lfmt -lsystemd -lpthread
+LDLIBS   := -lev -lyaml-cpp -lfmt -lsystemd -lcares -lpthread
 
 LIB_SRC  := $(filter-out src/main.cpp,$(shell find src -name '*.cpp' | sort))
 LIB_OBJ  := $(LIB_SRC:%.cpp=$(BUILD)/obj/%.o)

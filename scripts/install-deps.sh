@@ -9,12 +9,12 @@
 set -euo pipefail
 
 pkgs=(g++ make pkg-config python3 curl
-      libev-dev libyaml-cpp-dev libfmt-dev doctest-dev libsystemd-dev nlohmann-json3-dev)
+      libev-dev libyaml-cpp-dev libfmt-dev doctest-dev libsystemd-dev nlohmann-json3-dev libc-ares-dev)
 packaging=(debhelper dpkg-dev lintian)
 case "${1:-}" in
   "") ;;
   --test) pkgs+=(haproxy nginx systemd keepalived iproute2 mariadb-server mariadb-client
-                 clang-14 libclang-rt-14-dev valgrind "${packaging[@]}") ;;
+                 clang-14 libclang-rt-14-dev valgrind dnsmasq-base "${packaging[@]}") ;;
   --package) pkgs+=("${packaging[@]}") ;;
   *) echo "usage: scripts/install-deps.sh [--test | --package]" >&2; exit 2 ;;
 esac

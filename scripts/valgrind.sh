@@ -49,6 +49,9 @@ if [ ${#tests[@]} -eq 0 ]; then
     # test_resources, test_faults, test_workers (threads under memcheck)
     test_live_count_and_fds_back_to_baseline test_50_sighups_alternating
     test_two_workers_serve_count_and_drain
+    # test_dns (c-ares on the control loop; dnsmasq, skipped when not installed)
+    test_dns_addresses_added_and_removed_while_traffic_runs test_dns_srv_weights_and_ports
+    test_dns_server_down_keeps_last_good_set test_dns_entry_kept_over_reload_without_waiting
   )
 fi
 

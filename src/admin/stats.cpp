@@ -64,7 +64,7 @@ ojson backend_json(const Backend& b, const ServiceConfig& sc) {
   ojson history = ojson::array();
   for (const auto& t : hr.history)
     history.push_back(ojson{{"at", rfc3339(t.at)}, {"from", to_string(t.from)}, {"state", to_string(t.to)}, {"reason", t.reason}});
-  return ojson{
+  ojson out = ojson{
       {"address", b.config.address_text},
       {"state", backend_state(b, sc)},
       {"admin_state", admin_state_name(b.admin_state())},
@@ -89,6 +89,8 @@ ojson backend_json(const Backend& b, const ServiceConfig& sc) {
       {"history", std::move(history)},
       {"slow_start", b.ramp_start >= 0},
   };
+  if (!b.config.resolved_from.empty()) out["resolved_from"] = b.config.resolved_from;
+  return out;
 }
 
 namespace {
@@ -379,6 +381,17 @@ std::string metrics_text(const ServerState& state, const ProcessInfo& process) {
     w.histogram({{"service", s.config.name}, {"backend", b.config.address_text}},
                 ConnectHistogram::kBounds, h.counts, h.sum);
   });
+
+  w.family("l4lb_dns_lookups_total", Type::Counter,
+           "Lookups of DNS backend entries (resolve/srv) by result; empty ones count as failure.");
+  for (const auto& [key, c] : state.dns_lookups) {
+    w.sample({{"service", key.first}, {"name", key.second}, {"result", "success"}}, c.success);
+    w.sample({{"service", key.first}, {"name", key.second}, {"result", "failure"}}, c.failure);
+  }
+  w.family("l4lb_dns_addresses_refused_total", Type::Counter,
+           "Addresses a DNS entry yielded beyond the cap (1000 per entry), not used.");
+  for (const auto& [key, c] : state.dns_lookups)
+    w.sample({{"service", key.first}, {"name", key.second}}, c.refused);
 
   w.family("process_open_fds", Type::Gauge, "Number of open file descriptors.");
   w.sample({}, process.open_fds);

@@ -126,7 +126,9 @@ bool operator==(const Address& a, const Address& b) {
   return a.family() == AF_UNSPEC;
 }
 
-bool parse_address(std::string_view text, Address& out, std::string& error, bool allow_port_zero) {
+bool parse_host_port(std::string_view text, HostPort& out, std::string& error,
+                     bool allow_port_zero) {
+  out = HostPort{};
   if (text.empty()) return error = "empty address (expected HOST:PORT)", false;
   std::string_view host, port_text;
   if (text.front() == '[') {
@@ -140,9 +142,10 @@ bool parse_address(std::string_view text, Address& out, std::string& error, bool
     in6_addr ip6{};
     if (std::string h(host); inet_pton(AF_INET6, h.c_str(), &ip6) != 1)
       return error = "invalid IPv6 address " + quoted(host), false;
-    uint16_t port;
-    if (!parse_port(port_text, port, error, allow_port_zero)) return false;
-    set_v6(out, ip6, port);
+    if (!parse_port(port_text, out.port, error, allow_port_zero)) return false;
+    set_v6(out.address, ip6, out.port);
+    out.host = host;
+    out.literal = true;
     return true;
   }
   size_t colon = text.rfind(':');
@@ -156,17 +159,32 @@ bool parse_address(std::string_view text, Address& out, std::string& error, bool
   if (host.find_first_of("[]") != std::string_view::npos)
     return error = "misplaced bracket in " + quoted(text) + " (expected [IPV6]:PORT)", false;
   if (host.empty()) return error = "empty host in " + quoted(text) + " (expected HOST:PORT)", false;
-  uint16_t port;
-  if (!parse_port(port_text, port, error, allow_port_zero)) return false;
+  if (!parse_port(port_text, out.port, error, allow_port_zero)) return false;
   std::string h(host);
+  out.host = h;
   in_addr ip4{};
-  if (inet_pton(AF_INET, h.c_str(), &ip4) == 1) return set_v4(out, ip4, port), true;
+  if (inet_pton(AF_INET, h.c_str(), &ip4) == 1) {
+    set_v4(out.address, ip4, out.port);
+    out.literal = true;
+    return true;
+  }
   bool numeric = host.find_first_not_of("0123456789.") == std::string_view::npos;
   if (numeric) return error = "invalid IPv4 address " + quoted(host), false;
-  bool name_ok = host.size() <= 253;
-  for (char c : host) name_ok = name_ok && is_host_char(c);
-  if (!name_ok) return error = "invalid host name " + quoted(host), false;
-  return resolve(h, port, out, error);
+  if (!valid_host_name(host)) return error = "invalid host name " + quoted(host), false;
+  return true;
+}
+
+bool valid_host_name(std::string_view host) {
+  bool ok = !host.empty() && host.size() <= 253;
+  for (char c : host) ok = ok && is_host_char(c);
+  return ok;
+}
+
+bool parse_address(std::string_view text, Address& out, std::string& error, bool allow_port_zero) {
+  HostPort hp;
+  if (!parse_host_port(text, hp, error, allow_port_zero)) return false;
+  if (hp.literal) return out = hp.address, true;
+  return resolve(hp.host, hp.port, out, error);
 }
 
 }  // namespace l4lb

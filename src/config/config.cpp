@@ -39,6 +39,8 @@ constexpr size_t kMaxErrors = 100;
 constexpr size_t kMaxLineBytes = 512;
 constexpr size_t kMaxShown = 60;        // longest value quoted in a message
 constexpr size_t kMaxHostNames = 1024;  // distinct names resolved per file
+constexpr size_t kMaxDnsEntries = 10'000;  // resolve/srv entries per file (looked up later)
+constexpr size_t kMaxDnsServers = 16;
 
 template <class E>
 struct Named {
@@ -287,6 +289,7 @@ class Reader {
     return is_value ? key_mark_ : mark;
   }
   size_t error_count() const { return errors_.count(); }
+  size_t dns_entries = 0;  // resolve/srv backends read so far (bounded by kMaxDnsEntries)
   // Reports MESSAGE at the key KEY of mapping NODE (or at NODE if it has no such key).
   void error_at_key(const YAML::Node& node, std::string_view key, std::string_view message) {
     YAML::Mark mark = node.Mark();
@@ -747,29 +750,118 @@ const Key<HealthCheckConfig> kHealthKeys[] = {
      }},
 };
 
-const Key<BackendConfig> kBackendKeys[] = {
-    {"address", true,
-     [](Reader& r, const YAML::Node& n, BackendConfig& b) {
-       r.address(n, b.address_text, b.address);
-     }},
-    {"weight", false, integer(&BackendConfig::weight, 1, 1000)},
-    {"max_connections", false, integer(&BackendConfig::max_connections, 0, 10'000'000)},
-    {"backup", false, boolean(&BackendConfig::backup)},
-    {"drain", false, boolean(&BackendConfig::drain)},
+// One backends[] item while it is read: a fixed address, or a DNS entry (resolve: true,
+// or srv). Whether the address is a DNS name to look up later is known before the
+// mapping is read (resolve may come after address in the file).
+struct BackendItem {
+  BackendConfig b;
+  DnsBackendConfig dns;
+  bool resolve = false;  // resolve: true (peeked before the mapping is read)
+  bool has_address = false;
+  bool has_srv = false;
 };
+
+const Key<BackendItem> kBackendKeys[] = {
+    {"address", false,
+     [](Reader& r, const YAML::Node& n, BackendItem& item) {
+       item.has_address = true;
+       if (!item.resolve) return void(r.address(n, item.b.address_text, item.b.address));
+       // A DNS name looked up in the background (discovery/): never resolved here.
+       if (!n.IsScalar()) return r.expected(n, "an address HOST:PORT");
+       HostPort hp;
+       std::string error;
+       if (!parse_host_port(n.Scalar(), hp, error)) return r.error(n, error);
+       if (hp.literal)
+         return r.error(n, "resolve: true needs a host name, got the IP address " +
+                               quote(n.Scalar()) + " (leave resolve out for a fixed address)");
+       item.dns.name = hp.host;
+       item.dns.port = hp.port;
+       item.dns.text = n.Scalar();
+     }},
+    {"srv", false,
+     [](Reader& r, const YAML::Node& n, BackendItem& item) {
+       item.has_srv = true;
+       if (!n.IsScalar() || !valid_host_name(n.Scalar()))
+         return r.expected(n, "an SRV name such as \"_app._tcp.example.internal\"");
+       item.dns.srv = true;
+       item.dns.name = n.Scalar();
+       item.dns.text = n.Scalar();
+     }},
+    {"resolve", false,
+     [](Reader& r, const YAML::Node& n, BackendItem& item) {
+       bool v = false;
+       r.boolean(n, v);
+     }},
+    {"weight", false,
+     [](Reader& r, const YAML::Node& n, BackendItem& item) {
+       const size_t before = r.error_count();
+       r.integer(n, item.b.weight, 1, 1000);
+       item.dns.weight_given = r.error_count() == before;
+     }},
+    {"max_connections", false,
+     [](Reader& r, const YAML::Node& n, BackendItem& item) {
+       r.integer(n, item.b.max_connections, 0, 10'000'000);
+     }},
+    {"backup", false, [](Reader& r, const YAML::Node& n, BackendItem& item) { r.boolean(n, item.b.backup); }},
+    {"drain", false, [](Reader& r, const YAML::Node& n, BackendItem& item) { r.boolean(n, item.b.drain); }},
+};
+
+// The value of KEY in mapping NODE when it is a YAML true.
+bool flag_of(const YAML::Node& node, std::string_view key) {
+  if (!node.IsMap()) return false;
+  for (const auto& pair : node)
+    if (pair.first.IsScalar() && pair.first.Scalar() == key) {
+      bool v = false;
+      return pair.second.IsScalar() && YAML::convert<bool>::decode(pair.second, v) && v;
+    }
+  return false;
+}
 
 void read_backends(Reader& r, const YAML::Node& n, ServiceConfig& s) {
   if (n.IsNull() || (n.IsSequence() && n.size() == 0))
     return r.error(n, "must list at least one backend");
   std::map<std::string, size_t> seen;  // resolved address -> first index
-  r.sequence(n, [&](const YAML::Node& item) {
-    BackendConfig b;
-    r.map(item, kBackendKeys, b);
+  std::map<std::string, size_t> seen_dns;  // DnsBackendConfig::key() -> first index
+  size_t index = 0;
+  r.sequence(n, [&](const YAML::Node& item_node) {
+    const size_t i = index++;
+    BackendItem item;
+    item.resolve = flag_of(item_node, "resolve");
+    const size_t before = r.error_count();
+    r.map(item_node, kBackendKeys, item);
+    if (!item_node.IsMap()) return;
+    if (item.has_address && item.has_srv)
+      return r.error_at_key(item_node, "srv",
+                            "give either address or srv, not both (srv names its own ports)");
+    if (!item.has_address && !item.has_srv)
+      return r.error(item_node, "missing required key \"address\" (or \"srv\")");
+    if (item.has_srv && item.resolve)
+      return r.error_at_key(item_node, "resolve",
+                            "resolve applies to address; an srv entry is always looked up");
+    if (r.error_count() != before) return;
+    if (item.has_srv || item.resolve) {
+      if (++r.dns_entries > kMaxDnsEntries)
+        return r.error(item_node, "too many DNS entries (resolve/srv), at most " +
+                                      std::to_string(kMaxDnsEntries) + " per file");
+      DnsBackendConfig d = std::move(item.dns);
+      d.weight = item.b.weight;
+      d.max_connections = item.b.max_connections;
+      d.backup = item.b.backup;
+      d.drain = item.b.drain;
+      auto [it, fresh] = seen_dns.emplace(d.key(), i);
+      if (!fresh)
+        return r.error_at_key(item_node, d.srv ? "srv" : "address",
+                              "duplicate DNS entry " + quote(d.text) + " (same as backends[" +
+                                  std::to_string(it->second) + "])");
+      s.dns_backends.push_back(std::move(d));
+      return;
+    }
+    BackendConfig b = std::move(item.b);
     if (b.address.length != 0) {
-      auto [it, fresh] = seen.emplace(b.address.to_string(), s.backends.size());
+      auto [it, fresh] = seen.emplace(b.address.to_string(), i);
       if (!fresh) {
         Reader::Scope scope(r, "address");
-        r.error_at_key(item, "address", "duplicate backend " + quote(b.address_text) + " (" +
+        r.error_at_key(item_node, "address", "duplicate backend " + quote(b.address_text) + " (" +
                                             b.address.to_string() + ", same as backends[" +
                                             std::to_string(it->second) + "])");
       }
@@ -951,6 +1043,41 @@ const Key<AdminConfig> kAdminKeys[] = {
     {"token_file", false, read_token_file},
 };
 
+// dns.servers: IP literals with a port (a resolver cannot itself be a name to resolve).
+void read_dns_servers(Reader& r, const YAML::Node& n, DnsConfig& d) {
+  if (n.IsNull()) return;
+  if (n.IsSequence() && n.size() > kMaxDnsServers)
+    return r.error(n, "at most " + std::to_string(kMaxDnsServers) + " servers");
+  r.sequence(n, [&](const YAML::Node& item) {
+    const std::string what = "a resolver address IP:PORT or [IPV6]:PORT (not a name)";
+    if (!item.IsScalar()) return r.expected(item, what);
+    HostPort hp;
+    std::string error;
+    if (!parse_host_port(item.Scalar(), hp, error)) return r.error(item, error);
+    if (!hp.literal) return r.expected(item, what);
+    for (const Address& a : d.server_addresses)
+      if (a == hp.address) return r.error(item, "duplicate server " + quote(item.Scalar()));
+    d.servers.push_back(item.Scalar());
+    d.server_addresses.push_back(hp.address);
+  });
+}
+
+const Key<DnsConfig> kDnsKeys[] = {
+    {"servers", false, read_dns_servers},
+    {"min_ttl", false, duration(&DnsConfig::min_ttl, false)},
+    {"max_ttl", false, duration(&DnsConfig::max_ttl, false)},
+    {"timeout", false, duration(&DnsConfig::timeout, false)},
+};
+
+void read_dns(Reader& r, const YAML::Node& n, GlobalConfig& g) {
+  if (n.IsNull()) return;
+  const size_t before = r.error_count();
+  r.map(n, kDnsKeys, g.dns);
+  if (r.error_count() == before && g.dns.min_ttl > g.dns.max_ttl)
+    r.error(n, "min_ttl (" + format_duration(g.dns.min_ttl) + ") is greater than max_ttl (" +
+                   format_duration(g.dns.max_ttl) + ")");
+}
+
 void read_workers(Reader& r, const YAML::Node& n, GlobalConfig& g) {
   if (n.IsScalar() && n.Scalar() == "auto") {
     g.workers = static_cast<int>(std::clamp(std::thread::hardware_concurrency(), 1u, 1024u));
@@ -985,6 +1112,7 @@ const Key<GlobalConfig> kGlobalKeys[] = {
        r.text(n, g.state_file, "a file name (absolute)",
               [](const std::string& s) { return s.empty() || s[0] == '/'; });
      }},
+    {"dns", false, read_dns},
 };
 
 const Key<Config> kTopKeys[] = {

@@ -75,11 +75,14 @@ Server::Server(struct ev_loop* loop, Log& log, std::string config_path)
   slow_start_timer_.bind<&Server::on_slow_start_tick>(loop_, this);
   upgrade_timer_.bind<&Server::on_upgrade_timeout>(loop_, this);
   ready_poll_.bind<&Server::on_ready_poll>(loop_, this);
+  discovery_ = std::make_unique<dns::Discovery>(loop_, log_, state_.dns_lookups,
+                                                [this](const std::string& s) { on_dns_change(s); });
 }
 
 Server::~Server() {
   // An upgrade not ready by now never will be: it goes with this process.
   if (upgrade_pid_ > 0 && !upgrade_handed_over_) ::kill(upgrade_pid_, SIGKILL);
+  discovery_.reset();
   stop_threads();
   admin_.reset();
   probers_.clear();
@@ -197,7 +200,11 @@ int Server::run() {
 // Reload = plan, swap, publish; CFG is already valid. The plan binds new listen
 // addresses and matches backends by address without touching the running state, so a
 // bind failure leaves it untouched; the swap is the only moment the workers stop.
-bool Server::apply(const Config& cfg, std::string& error, Changes& changes) {
+bool Server::apply(const Config& file_cfg, std::string& error, Changes& changes) {
+  // Backends from DNS: each entry's current set (kept over a reload; none yet for a new
+  // one). Nothing waits for DNS here: discovery looks new names up after the swap.
+  Config cfg = file_cfg;
+  for (ServiceConfig& sc : cfg.services) discovery_->expand(sc);
   Plan plan;
   if (!plan_listeners(cfg, plan, error) || !plan_admin(cfg, plan, error) ||
       !plan_access_log(cfg, plan, error))
@@ -217,8 +224,38 @@ bool Server::apply(const Config& cfg, std::string& error, Changes& changes) {
     plan.changes.swap_us = monotonic_usec() - stop_start;  // parking included
   }
   publish(cfg, plan);
+  discovery_->configure(cfg);
   changes = plan.changes;
   return true;
+}
+
+void Server::on_dns_change(const std::string& name) {
+  if (draining_) return;
+  auto it = services_.find(name);
+  if (it == services_.end()) return;
+  auto sc_it = std::find_if(config_.services.begin(), config_.services.end(),
+                            [&](const ServiceConfig& sc) { return sc.name == name; });
+  if (sc_it == config_.services.end()) return;
+  const std::shared_ptr<Service>& svc = it->second;
+  ServiceConfig sc = *sc_it;
+  discovery_->expand(sc);
+  *sc_it = sc;  // what is in force, for the next expansion and reload
+  // Plan off the data path, swap with the workers parked, as a reload does.
+  BackendPlan plan = Service::plan_backends(svc.get(), sc, workers_.size());
+  double moved = 0;
+  {
+    WorldStop world(*this);
+    moved = svc->reconfigure(std::move(sc), std::move(plan));
+  }
+  if (!dns_pending_.empty()) apply_pending_overrides(*svc);
+  // New addresses are checked at once (health unknown); known ones keep their slots.
+  for (auto& p : probers_)
+    if (p->service() == svc.get()) p = std::make_unique<Prober>(loop_, log_, svc);
+  if (svc->config.algorithm == Algorithm::ConsistentHash)
+    log_.debug("dns applied", {{"service", name}, {"table_moved", fmt::format("{:.4f}", moved)}});
+  log_dropped_overrides();
+  save_state_file();
+  notify_status();
 }
 
 // Sockets, one per (listen address, worker): the running one where the address stays, else
@@ -617,34 +654,63 @@ void Server::load_state_file() {
   state_written_ = text;
   size_t applied = 0;
   const double now = monotonic_seconds();
+  dns_pending_.clear();
   for (const auto& [key, o] : overrides) {
     auto it = services_.find(key.service);
     std::shared_ptr<Backend> b = it == services_.end() ? nullptr : find_backend(*it->second, key.backend);
-    if (!b) continue;  // no longer in the file: the override went with it
-    // The file changed that property since the override was made: the file wins.
-    auto drop = [&](std::string_view what) {
-      log_.info("override dropped", {{"service", key.service}, {"backend", key.backend},
-                                     {"what", std::string(what)},
-                                     {"reason", "the config file changed it since"}});
-    };
-    if (o.state) {
-      if (o.file_drain && *o.file_drain != b->config.drain)
-        drop("state");
-      else
-        b->override_state = o.state;
+    if (!b) {
+      // A backend from DNS is not known yet at start: its override waits for it.
+      if (it != services_.end() && !it->second->config.dns_backends.empty()) dns_pending_[key] = o;
+      continue;  // else no longer in the file: the override went with it
     }
-    if (o.weight) {
-      if (o.file_weight && *o.file_weight != b->config.weight)
-        drop("weight");
-      else
-        b->override_weight = o.weight;
-    }
-    it->second->derive(*b, now);
+    apply_saved_override(*it->second, *b, key, o, now);
     ++applied;
   }
   for (const auto& [name, svc] : services_) svc->pool.refresh();
   log_.info("state file read", {{"file", path}, {"overrides", std::to_string(applied)}});
   save_state_file();  // what no longer applies is gone from it too
+}
+
+// A saved override for B (KEY), unless the file changed that property since it was made
+// (the file wins, as on a reload).
+void Server::apply_saved_override(Service& svc, Backend& b, const control::BackendKey& key,
+                                  const control::Override& o, double now) {
+  auto drop = [&](std::string_view what) {
+    log_.info("override dropped", {{"service", key.service}, {"backend", key.backend},
+                                   {"what", std::string(what)},
+                                   {"reason", "the config file changed it since"}});
+  };
+  if (o.state) {
+    if (o.file_drain && *o.file_drain != b.config.drain)
+      drop("state");
+    else
+      b.override_state = o.state;
+  }
+  if (o.weight) {
+    if (o.file_weight && *o.file_weight != b.config.weight)
+      drop("weight");
+    else
+      b.override_weight = o.weight;
+  }
+  svc.derive(b, now);
+}
+
+// Overrides read from the state file for backends of SERVICE from DNS that resolved now.
+void Server::apply_pending_overrides(Service& svc) {
+  bool any = false;
+  const double now = monotonic_seconds();
+  for (auto it = dns_pending_.begin(); it != dns_pending_.end();) {
+    std::shared_ptr<Backend> b =
+        it->first.service == svc.config.name ? find_backend(svc, it->first.backend) : nullptr;
+    if (!b) {
+      ++it;
+      continue;
+    }
+    apply_saved_override(svc, *b, it->first, it->second, now);
+    it = dns_pending_.erase(it);
+    any = true;
+  }
+  if (any) svc.pool.refresh();
 }
 
 void Server::save_state_file() {
@@ -659,6 +725,12 @@ void Server::save_state_file() {
       if (o.weight) o.file_weight = b->config.weight;
       overrides[{name, b->config.address_text}] = o;
     }
+  // Kept for backends from DNS not resolved since the start (while their service has
+  // DNS entries).
+  for (const auto& [key, o] : dns_pending_) {
+    auto it = services_.find(key.service);
+    if (it != services_.end() && !it->second->config.dns_backends.empty()) overrides.emplace(key, o);
+  }
   std::string text = control::to_json(overrides);
   if (text == state_written_) return;
   std::string error;

@@ -129,7 +129,8 @@ class Prober::Check {
   TimerWatcher deadline_;
 };
 
-Prober::Prober(struct ev_loop* loop, Log& log, std::shared_ptr<Service> service, bool resume) {
+Prober::Prober(struct ev_loop* loop, Log& log, std::shared_ptr<Service> service, bool resume)
+    : service_(service.get()) {
   if (service->config.health_check.type == HealthType::None) return;
   const auto& backends = service->pool.backends();
   double interval = to_seconds(service->config.health_check.interval);

@@ -36,4 +36,17 @@ struct Address {
 bool parse_address(std::string_view text, Address& out, std::string& error,
                    bool allow_port_zero = false);
 
+// HOST:PORT checked as parse_address() does, never resolved: HOST is the host as written
+// (without brackets); for an IP literal, LITERAL is true and ADDRESS is set.
+struct HostPort {
+  std::string host;
+  uint16_t port = 0;
+  bool literal = false;
+  Address address;
+};
+bool parse_host_port(std::string_view text, HostPort& out, std::string& error,
+                     bool allow_port_zero = false);
+// A DNS name as accepted in an address: [A-Za-z0-9._-], 1..253 characters.
+bool valid_host_name(std::string_view host);
+
 }  // namespace l4lb

@@ -51,6 +51,29 @@ struct BackendConfig {
   uint32_t max_connections = 0;  // 0 = unlimited
   bool backup = false;
   bool drain = false;
+  // A backend from DNS: the name (resolve: true) or SRV name it came from, as written
+  // (without the port). Empty for a backend written in the file.
+  std::string resolved_from;
+};
+
+// A backend entry whose addresses come from DNS, looked up in the background
+// (discovery/): `resolve: true` (A and AAAA of NAME, each address with PORT) or `srv`
+// (SRV of NAME, then each target's A and AAAA, with the record's port). Every address is
+// one backend with these properties.
+struct DnsBackendConfig {
+  bool srv = false;
+  std::string name;        // the host name or SRV name, as written (never an IP literal)
+  uint16_t port = 0;       // resolve: the port written; srv: 0 (each record's own)
+  std::string text;        // as written: the address "app.internal:8080", or the SRV name
+  int weight = 1;          // 1..1000
+  bool weight_given = false;  // srv: false = each record's weight (clamped to 1..1000)
+  uint32_t max_connections = 0;
+  bool backup = false;
+  bool drain = false;
+  // What identifies the entry across reloads (its resolved set is kept): kind, name, port.
+  std::string key() const {
+    return (srv ? "srv:" : "host:") + name + ":" + std::to_string(port);
+  }
 };
 
 // accept_proxy: clients are front balancers that send a PROXY v1/v2 header first.
@@ -95,7 +118,8 @@ struct ServiceConfig {
   CidrSet deny;                  // clients closed at once (wins over allow)
   PerSourceConfig per_source;
   QueueConfig queue;
-  std::vector<BackendConfig> backends;  // at least one
+  std::vector<BackendConfig> backends;  // at least one, or one in dns_backends
+  std::vector<DnsBackendConfig> dns_backends;  // resolve: true and srv entries, in file order
 };
 
 struct AdminConfig {
@@ -117,6 +141,18 @@ struct AccessLogConfig {
   bool operator==(const AccessLogConfig&) const = default;
 };
 
+// global.dns: how names of resolve/srv entries are looked up (discovery/).
+struct DnsConfig {
+  std::vector<std::string> servers;  // "IP:PORT" / "[IPV6]:PORT" as written; empty = /etc/resolv.conf
+  std::vector<Address> server_addresses;
+  Millis min_ttl{1000};   // > 0
+  Millis max_ttl{300000}; // >= min_ttl
+  Millis timeout{2000};   // one query to one server; > 0
+  bool same_resolver(const DnsConfig& o) const {
+    return servers == o.servers && timeout == o.timeout;
+  }
+};
+
 struct GlobalConfig {
   int workers = 1;                   // 1..1024; "auto" in the file = number of CPUs
   uint32_t max_connections = 65536;  // 0 = unlimited, as for services and backends
@@ -126,6 +162,7 @@ struct GlobalConfig {
   std::optional<AdminConfig> admin;  // absent = no admin port
   std::string state_file;            // admin overrides kept across restarts; empty = none
   std::optional<AccessLogConfig> access_log;  // absent = no access log
+  DnsConfig dns;
 };
 
 struct Config {

@@ -25,6 +25,7 @@
 #include "l4lb/health/prober.hpp"
 #include "l4lb/control/server_state.hpp"
 #include "l4lb/control/upgrade.hpp"
+#include "l4lb/control/state_file.hpp"
 #include "l4lb/balance/service.hpp"
 #include "l4lb/base/watch.hpp"
 #include "l4lb/dataplane/worker.hpp"
@@ -87,6 +88,10 @@ class Server : public AdminControl {
   void swap_listeners(const Config& cfg, Plan& plan);
   void publish(const Config& cfg, Plan& plan);
   void reload();
+  // Backends from DNS: SERVICE's entries yielded a new set; applies its backend list as a
+  // reload does for that one service (plan_backends, reconfigure under a WorldStop, a new
+  // Prober so new addresses are checked at once).
+  void on_dns_change(const std::string& service);
   // Runtime control (the admin port's writes), control thread only.
   const std::string& admin_token() const override;
   http::Response admin_write(const admin::Action& action, const http::Request& req,
@@ -95,6 +100,9 @@ class Server : public AdminControl {
   // a warning), written atomically whenever the overrides in force change.
   void load_state_file();
   void save_state_file();
+  void apply_saved_override(Service& svc, Backend& b, const control::BackendKey& key,
+                            const control::Override& o, double now);
+  void apply_pending_overrides(Service& svc);
   // Logs the overrides a reload took back (the file changed that property).
   void log_dropped_overrides();
   // Slow start: a timer, running while any service has slow_start, that advances ramps.
@@ -171,6 +179,9 @@ class Server : public AdminControl {
   TimerWatcher slow_start_timer_;
   double slow_start_period_ = 0;  // seconds between ticks; 0 = no service has slow_start
   std::string state_written_;     // the state file's content as last written (or read)
+  std::unique_ptr<dns::Discovery> discovery_;
+  // Overrides from the state file for backends from DNS not resolved yet (applied when they are).
+  control::Overrides dns_pending_;  // resolve/srv entries, looked up in the background
 };
 
 }  // namespace l4lb

@@ -8,6 +8,7 @@
 #include "l4lb/balance/service.hpp"
 #include "l4lb/dataplane/route.hpp"
 #include "l4lb/log/access_log.hpp"
+#include "l4lb/discovery/discovery.hpp"
 
 namespace l4lb {
 
@@ -25,6 +26,7 @@ struct ServerState {
   uint64_t access_log_dropped() const {
     return access_log_dropped_before + (access_log ? access_log->dropped() : 0);
   }
+  dns::LookupTable dns_lookups;  // l4lb_dns_lookups_total, kept by discovery
 };
 
 }  // namespace l4lb

@@ -27,8 +27,10 @@ class Prober {
   Prober(const Prober&) = delete;
   Prober& operator=(const Prober&) = delete;
   ~Prober();
+  const Service* service() const { return service_; }
 
  private:
+  const Service* service_;
   class Check;
   std::vector<std::unique_ptr<Check>> checks_;
 };

@@ -323,7 +323,7 @@ TEST_CASE("config: bad files, each error with its line, column, path and reason"
        "t.yaml:2:5: services[0]: missing required key \"listen\""},
       {"missing address",
        "services:\n  - name: web\n    listen: 127.0.0.1:80\n    backends:\n      - weight: 2\n",
-       "t.yaml:5:9: services[0].backends[0]: missing required key \"address\""},
+       "t.yaml:5:9: services[0].backends[0]: missing required key \"address\" (or \"srv\")"},
       {"missing admin listen", "global:\n  admin: {}\n",
        "t.yaml:2:10: global.admin: missing required key \"listen\""},
       {"unknown algorithm", head + "    algorithm: fastest\n",

@@ -82,6 +82,11 @@ uint16_t Address::port() const {
   return 0;
 }
 
+void Address::set_port(uint16_t port) {
+  if (family() == AF_INET) reinterpret_cast<sockaddr_in*>(&storage)->sin_port = htons(port);
+  if (family() == AF_INET6) reinterpret_cast<sockaddr_in6*>(&storage)->sin6_port = htons(port);
+}
+
 bool Address::is_wildcard() const {
   if (family() == AF_INET)
     return reinterpret_cast<const sockaddr_in*>(&storage)->sin_addr.s_addr == htonl(INADDR_ANY);

@@ -161,6 +161,26 @@ Address local_address(int fd) {
   return a;
 }
 
+bool peer_on_this_host(int fd) {
+  Address peer, self;
+  peer.length = self.length = sizeof peer.storage;
+  if (::getpeername(fd, peer.sa(), &peer.length) != 0 ||
+      ::getsockname(fd, self.sa(), &self.length) != 0 || peer.family() != self.family())
+    return false;
+  if (peer.family() == AF_INET) {
+    const auto& p = reinterpret_cast<const sockaddr_in&>(peer.storage).sin_addr;
+    const auto& s = reinterpret_cast<const sockaddr_in&>(self.storage).sin_addr;
+    return (ntohl(p.s_addr) >> 24) == 127 || p.s_addr == s.s_addr;
+  }
+  if (peer.family() == AF_INET6) {
+    const auto& p = reinterpret_cast<const sockaddr_in6&>(peer.storage).sin6_addr;
+    const auto& s = reinterpret_cast<const sockaddr_in6&>(self.storage).sin6_addr;
+    return IN6_IS_ADDR_LOOPBACK(&p) || (IN6_IS_ADDR_V4MAPPED(&p) && p.s6_addr[12] == 127) ||
+           IN6_ARE_ADDR_EQUAL(&p, &s);
+  }
+  return false;
+}
+
 bool resource_shortage(int err) {
   return err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM;
 }

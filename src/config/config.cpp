@@ -25,6 +25,7 @@
 #include <utility>
 
 #include "l4lb/base/file.hpp"
+#include "l4lb/base/hosts_file.hpp"
 #include "l4lb/base/text.hpp"
 #include "l4lb/dataplane/sni_table.hpp"
 
@@ -66,6 +67,9 @@ constexpr Named<LogLevel> kLogLevels[] = {{"error", LogLevel::Error},
                                           {"warn", LogLevel::Warn},
                                           {"info", LogLevel::Info},
                                           {"debug", LogLevel::Debug}};
+constexpr Named<SpliceMode> kSpliceModes[] = {{"auto", SpliceMode::Auto},
+                                              {"always", SpliceMode::Always},
+                                              {"never", SpliceMode::Never}};
 
 template <class E, size_t N>
 std::string_view name_of(const Named<E> (&table)[N], E value) {
@@ -439,7 +443,7 @@ class Reader {
         r.error = "too many host names to resolve (at most " + std::to_string(kMaxHostNames) +
                   " per file)";
       else
-        r.ok = parse_address(text, r.address, r.error);
+        r.ok = is_name ? resolve_name(text, r) : parse_address(text, r.address, r.error);
       cached = resolved_.emplace(text, r).first;
     }
     if (!cached->second.ok) return error(node, cached->second.error), false;
@@ -596,6 +600,21 @@ class Reader {
   YAML::Mark key_mark_ = YAML::Mark::null_mark();
   int value_pos_ = -1;
   std::map<std::string, Resolved> resolved_;  // address text -> result
+  std::optional<std::optional<HostsFile>> hosts_;  // read at the first name (HostsFile)
+
+  // A HOST:PORT with a host name: /etc/hosts read once (where nsswitch looks there
+  // first), else getaddrinfo.
+  bool resolve_name(const std::string& text, Resolved& r) {
+    HostPort hp;
+    if (!parse_host_port(text, hp, r.error)) return false;
+    if (!hosts_) hosts_ = HostsFile::load();
+    if (const Address* a = *hosts_ ? (*hosts_)->find(hp.host) : nullptr) {
+      r.address = *a;
+      r.address.set_port(hp.port);
+      return true;
+    }
+    return parse_address(text, r.address, r.error);
+  }
   size_t names_resolved_ = 0;
   std::map<std::pair<int, int>, std::map<std::string, Bound>> listens_;  // by host_string
   std::map<std::string, First> names_;
@@ -1095,6 +1114,7 @@ const Key<GlobalConfig> kGlobalKeys[] = {
     {"drain_timeout", false, duration(&GlobalConfig::drain_timeout, true)},
     {"log_level", false, choice(&GlobalConfig::log_level, kLogLevels)},
     {"inspect_timeout", false, duration(&GlobalConfig::inspect_timeout, false)},
+    {"splice", false, choice(&GlobalConfig::splice, kSpliceModes)},
     {"admin", false,
      [](Reader& r, const YAML::Node& n, GlobalConfig& g) {
        if (n.IsNull()) return;

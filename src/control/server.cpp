@@ -420,6 +420,7 @@ void Server::swap_listeners(const Config& cfg, Plan& plan) {
     }
     worker.listeners = std::move(listeners);
     worker.max_sessions = cfg.global.max_connections;
+    worker.splice = cfg.global.splice;
   }
 }
 

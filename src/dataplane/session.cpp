@@ -47,9 +47,11 @@ Session::~Session() {
     lease_.end();
     service_->queue.kick();
   }
-  // A pipe still holding bytes is closed, never lent again.
-  for (Flow* f : {&up_, &down_})
+  // A pipe or buffer still holding bytes is freed, never lent again.
+  for (Flow* f : {&up_, &down_}) {
     if (f->pipe && f->queued == 0) worker_.pipes().release(std::move(f->pipe));
+    if (f->held && f->held.waiting() == 0) worker_.buffers().release(std::move(f->held));
+  }
   // client_ and lease_ (the Lease: socket close, then live count -1) close here, then
   // admission_ gives this client's places under the connection limits back.
 }
@@ -228,7 +230,7 @@ void Session::reject(Rejected why) {
 
 // The PROXY header goes first on every backend connection, before any client byte,
 // even if the client never sends one. A fresh socket takes it whole; if not, the
-// rest waits in the upstream pipe and is not counted as payload.
+// rest waits in an upstream copy buffer and is not counted as payload.
 bool Session::send_proxy_header() {
   std::string header;
   if (!build_proxy_header(service_->config.proxy_protocol, peer_,
@@ -245,15 +247,10 @@ bool Session::send_proxy_header() {
   }
   size_t sent = n > 0 ? static_cast<size_t>(n) : 0;
   if (sent == header.size()) return true;
-  errno = 0;
-  if (!(up_.pipe = worker_.pipes().acquire()) ||
-      ::write(up_.pipe.write_end.get(), header.data() + sent, header.size() - sent) !=
-          static_cast<ssize_t>(header.size() - sent)) {
-    reset_by_ = 2;
-    finish(Ending::Reset, errno ? errno : ENOBUFS);
-    return false;
-  }
-  up_.queued = up_.uncounted = header.size() - sent;
+  up_.held = worker_.buffers().acquire();  // a header is far smaller than a buffer
+  std::memcpy(up_.held.data.get(), header.data() + sent, header.size() - sent);
+  up_.held.begin = 0;
+  up_.held.end = up_.uncounted = header.size() - sent;
   return true;
 }
 
@@ -314,6 +311,7 @@ bool Session::pump(Flow& f, int from, int to, bool upstream) {
   bool drained = false;
   Step step = Step::Again;
   for (;;) {
+    if (f.held.waiting() > 0 && (step = send_held(f, to, moved)) != Step::Again) break;
     if (f.queued > 0) {  // bytes already waiting go first
       IoResult r = splice_out(f.pipe.read_end.get(), to, f.queued);
       if (r.status == IoStatus::Error) {
@@ -327,7 +325,7 @@ bool Session::pump(Flow& f, int from, int to, bool upstream) {
       if (f.queued > 0) break;  // the destination is full: wait until it is writable
     }
     if (f.eof || drained) break;
-    step = f.bulk ? splice_step(f, from) : copy_step(f, from, to, moved);
+    step = f.bulk ? splice_step(f, from, to) : copy_step(f, from, to, moved);
     if (step == Step::Failed || step == Step::Blocked) break;
     drained = step == Step::Drained;
   }
@@ -363,16 +361,16 @@ bool Session::pump(Flow& f, int from, int to, bool upstream) {
 // half-close; the last one of the pair goes with close() instead (both sockets are
 // read to EOF by then, so close sends a FIN, not a reset).
 void Session::pass_fin(Flow& f, int to, const Flow& other) {
-  if (!f.eof || f.queued > 0 || f.shut) return;
+  if (!f.eof || f.waiting() > 0 || f.shut) return;
   if (!other.shut) ::shutdown(to, SHUT_WR);
   f.shut = true;
 }
 
-// read + send through the worker's scratch buffer; what TO does not take is parked
-// in a pipe. A read that fills the buffer switches the flow to splice.
+// recv + send through the worker's scratch buffer; what TO does not take stays in that
+// buffer, which the flow keeps until TO is writable. A big read marks a bulk flow.
 Session::Step Session::copy_step(Flow& f, int from, int to, size_t& moved) {
-  std::span<char> buf = worker_.scratch();
-  ssize_t n = ::recv(from, buf.data(), buf.size(), 0);
+  Buffer& buf = worker_.scratch();
+  ssize_t n = ::recv(from, buf.data.get(), Buffer::kSize, 0);
   if (n < 0) {
     if (errno == EAGAIN || errno == EWOULDBLOCK) return Step::Drained;
     if (errno == EINTR) return Step::Again;
@@ -386,9 +384,9 @@ Session::Step Session::copy_step(Flow& f, int from, int to, size_t& moved) {
     return Step::Drained;
   }
   size_t got = static_cast<size_t>(n);
-  ssize_t m = ::send(to, buf.data(), got, MSG_NOSIGNAL | MSG_DONTWAIT);
+  ssize_t m = ::send(to, buf.data.get(), got, MSG_NOSIGNAL | MSG_DONTWAIT);
   if (m < 0) {
-    if (errno != EAGAIN && errno != EWOULDBLOCK) {
+    if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
       error_ = errno;
       fault_ = Fault::Destination;
       return Step::Failed;
@@ -397,30 +395,58 @@ Session::Step Session::copy_step(Flow& f, int from, int to, size_t& moved) {
   }
   size_t sent = static_cast<size_t>(m);
   moved += sent;
-  if (sent < got) {  // park the rest in a pipe until TO is writable
-    if (!f.pipe && !(f.pipe = worker_.pipes().acquire())) {
-      error_ = errno;
-      fault_ = Fault::Local;
-      return Step::Failed;
-    }
-    ssize_t w = ::write(f.pipe.write_end.get(), buf.data() + sent, got - sent);
-    if (w != static_cast<ssize_t>(got - sent)) {
-      error_ = w < 0 ? errno : ENOBUFS;
-      fault_ = Fault::Local;
-      return Step::Failed;
-    }
-    f.queued = got - sent;
+  if (sent < got) {  // the rest waits where it is, until TO is writable
+    f.held = worker_.take_scratch();
+    f.held.begin = sent;
+    f.held.end = got;
     return Step::Blocked;
   }
-  if (got == buf.size()) {
-    f.bulk = true;
-    return Step::Again;
-  }
-  return Step::Drained;
+  if (got >= kBulkRead && splice_pays(f, to)) f.bulk = true;
+  // A read that did not fill the buffer took all the socket had: no read that can
+  // only say EAGAIN.
+  return got == Buffer::kSize ? Step::Again : Step::Drained;
 }
 
-// socket -> pipe; the caller flushes the pipe. A short splice ends bulk mode.
-Session::Step Session::splice_step(Flow& f, int from) {
+// Sends what waits in the flow's copy buffer; Again once it is all sent (the buffer
+// goes back to the pool), Blocked while TO is full.
+Session::Step Session::send_held(Flow& f, int to, size_t& moved) {
+  ssize_t m = ::send(to, f.held.data.get() + f.held.begin, f.held.waiting(),
+                     MSG_NOSIGNAL | MSG_DONTWAIT);
+  if (m < 0) {
+    if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) return Step::Blocked;
+    error_ = errno;
+    fault_ = Fault::Destination;
+    return Step::Failed;
+  }
+  f.held.begin += static_cast<size_t>(m);
+  moved += static_cast<size_t>(m);
+  if (f.held.waiting() > 0) return Step::Blocked;
+  f.held.begin = f.held.end = 0;
+  worker_.buffers().release(std::move(f.held));
+  return Step::Again;
+}
+
+// Whether this bulk flow should splice (global.splice): splice saves the balancer
+// copying each byte, but on this host the receiving end pays more for spliced page
+// fragments than for copied data (bench/analysis.md). So with `auto`, a destination on
+// this host gets copies while the worker has CPU to spare, and splice once it is busy.
+bool Session::splice_pays(Flow& f, int to) {
+  switch (worker_.splice) {
+    case SpliceMode::Always: return true;
+    case SpliceMode::Never: return false;
+    case SpliceMode::Auto: break;
+  }
+  if (f.local < 0) f.local = peer_on_this_host(to) ? 1 : 0;  // once per flow, when it turns bulk
+  return f.local == 0 || worker_.busy();
+}
+
+// socket -> pipe; the caller flushes the pipe. A short splice ends bulk mode, and so
+// does a worker that has CPU to spare again, for a destination on this host.
+Session::Step Session::splice_step(Flow& f, int from, int to) {
+  if (!splice_pays(f, to)) {
+    f.bulk = false;
+    return Step::Again;
+  }
   if (!f.pipe && !(f.pipe = worker_.pipes().acquire())) {
     error_ = errno;
     fault_ = Fault::Local;
@@ -431,7 +457,7 @@ Session::Step Session::splice_step(Flow& f, int from) {
   switch (r.status) {
     case IoStatus::Progress:
       f.queued = r.bytes;
-      if (r.bytes < worker_.scratch().size()) f.bulk = false;
+      if (r.bytes < kBulkRead) f.bulk = false;
       return r.bytes < want ? Step::Drained : Step::Again;
     case IoStatus::Eof:
       f.eof = true;
@@ -447,11 +473,11 @@ Session::Step Session::splice_step(Flow& f, int from) {
   return Step::Failed;
 }
 
-// What to wait for follows from the flows: read a source only while its pipe is
-// empty, write a destination only while bytes wait for it.
+// What to wait for follows from the flows: read a source only while nothing of it
+// waits, write a destination only while bytes wait for it.
 void Session::watch() {
-  client_io_.set((!up_.eof && up_.queued == 0 ? EV_READ : 0) | (down_.queued > 0 ? EV_WRITE : 0));
-  backend_io_.set((!down_.eof && down_.queued == 0 ? EV_READ : 0) | (up_.queued > 0 ? EV_WRITE : 0));
+  client_io_.set((!up_.eof && up_.waiting() == 0 ? EV_READ : 0) | (down_.waiting() > 0 ? EV_WRITE : 0));
+  backend_io_.set((!down_.eof && down_.waiting() == 0 ? EV_READ : 0) | (up_.waiting() > 0 ? EV_WRITE : 0));
 }
 
 void Session::finish(Ending ending, int error) {

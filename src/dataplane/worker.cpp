@@ -18,6 +18,29 @@ Worker::Worker(struct ev_loop* loop, Log& log, size_t index, Mailbox* control)
     : loop_(loop), log_(log), index_(index), spare_fd_(open_spare()), control_(control), inbox_(loop) {
   trim_timer_.bind<&Worker::on_trim>(loop_, this);
   trim_timer_.start(1.0);
+  window_start_ = ev_time();
+  ev_set_userdata(loop_, this);
+  ev_set_loop_release_cb(loop_, &Worker::poll_starts, &Worker::poll_ends);
+}
+
+// libev calls these right before and right after it waits for events.
+void Worker::poll_starts(struct ev_loop* loop) noexcept {
+  static_cast<Worker*>(ev_userdata(loop))->poll_start_ = ev_time();
+}
+
+void Worker::poll_ends(struct ev_loop* loop) noexcept {
+  auto* w = static_cast<Worker*>(ev_userdata(loop));
+  const double now = ev_time();
+  w->window_idle_ += now - w->poll_start_;
+  const double window = now - w->window_start_;
+  if (window < 0.1) return;
+  const double busy = 1.0 - w->window_idle_ / window;
+  if (busy > 0.9)
+    w->busy_ = true;
+  else if (busy < 0.75)
+    w->busy_ = false;
+  w->window_start_ = now;
+  w->window_idle_ = 0;
 }
 
 void Worker::on_control(std::function<void()> fn) {
@@ -29,10 +52,13 @@ void Worker::on_control(std::function<void()> fn) {
 
 void Worker::on_trim() {
   pipes_.trim();
+  buffers_.trim();
   trim_timer_.start(1.0);
 }
 
 Worker::~Worker() {
+  ev_set_loop_release_cb(loop_, nullptr, nullptr);
+  ev_set_userdata(loop_, nullptr);
   listeners.clear();
   on_empty = nullptr;
   close_all();

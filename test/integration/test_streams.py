@@ -1,6 +1,7 @@
 """Byte streams through l4lb: integrity, half-close, resets, idle timeout, IPv6."""
 
 import hashlib
+import json
 import os
 import socket
 import threading
@@ -11,11 +12,10 @@ import harness as h
 MiB = 1 << 20
 
 
-@h.timeout(120)
-def test_bulk_integrity_32_clients():
-    echo = h.start_backend("echo")
-    lb = h.start_service([echo], connect_timeout="2s")
-    n_clients, size, chunk = 32, 8 * MiB, 256 * 1024
+def _bulk_echo(lb, n_clients: int, size: int) -> float:
+    """N_CLIENTS each send SIZE random bytes through LB to an echo backend and check they
+    get exactly those bytes back; returns the seconds it took."""
+    chunk = 256 * 1024
     results = [None] * n_clients
     errors = []
 
@@ -68,7 +68,37 @@ def test_bulk_integrity_32_clients():
     bad = [(i, r) for i, r in enumerate(results) if r is None or r[0] != size or r[1] != r[2]]
     assert not bad, (f"{len(bad)} of {n_clients} clients got wrong bytes, e.g. "
                      f"client {bad[0][0]}: {bad[0][1] and bad[0][1][0]} bytes back of {size}")
+    return dt
+
+
+@h.timeout(120)
+def test_bulk_integrity_32_clients():
+    echo = h.start_backend("echo")
+    lb = h.start_service([echo], connect_timeout="2s")
+    n_clients, size = 32, 8 * MiB
+    dt = _bulk_echo(lb, n_clients, size)
     return f"{n_clients * size * 2 / MiB / dt:.0f} MiB/s through l4lb in {dt:.1f}s"
+
+
+@h.timeout(120)
+def test_bulk_integrity_with_splice_always_and_never():
+    # global.splice: every bulk flow spliced, or every byte copied (the default `auto`
+    # copies to destinations on this host while the worker has CPU to spare).
+    echo = h.start_backend("echo")
+    out = []
+    for mode in ("always", "never"):
+        admin = h.free_port()
+        lb = h.start_service([echo], connect_timeout="2s",
+                             global_opts={"splice": mode, "admin": {"listen": f"127.0.0.1:{admin}"}})
+        n_clients, size = 8, 8 * MiB
+        dt = _bulk_echo(lb, n_clients, size)
+        st, body = h.http_get(admin, "/stats")
+        assert st == 200
+        svc = json.loads(body)["services"][0]
+        assert svc["bytes_in"] == n_clients * size and svc["bytes_out"] == n_clients * size, svc
+        lb.kill()
+        out.append(f"{mode}: {n_clients * size * 2 / MiB / dt:.0f} MiB/s")
+    return ", ".join(out)
 
 
 def test_half_close_passes_through():
@@ -211,8 +241,19 @@ def test_ipv6_listen_and_backend():
 
 @h.timeout(90)
 def test_slow_backend_bounds_memory():
+    _slow_backend_bounds_memory({})
+
+
+@h.timeout(60)
+def test_slow_backend_bounds_memory_when_copying():
+    # Copy only: what the backend does not take waits in the flow's copy buffer (at most
+    # one per direction), never piles up.
+    _slow_backend_bounds_memory({"splice": "never"})
+
+
+def _slow_backend_bounds_memory(global_opts: dict):
     sink = h.start_backend("sink", read_chunk=64 * 1024, read_delay_ms=10)
-    lb = h.start_service([sink], connect_timeout="2s")
+    lb = h.start_service([sink], connect_timeout="2s", global_opts=global_opts)
     time.sleep(0.2)
     rss0 = lb.rss_kib()
     samples = []

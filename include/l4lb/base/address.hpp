@@ -25,6 +25,7 @@ struct Address {
   std::string host_string() const;
 
   static Address from_sockaddr(const sockaddr* sa, socklen_t len);
+  void set_port(uint16_t port);
   friend bool operator==(const Address& a, const Address& b);
 };
 

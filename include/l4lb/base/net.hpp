@@ -45,6 +45,11 @@ void set_reset_on_close(int fd);
 // The local address of a socket (getsockname).
 Address local_address(int fd);
 
+// Whether the peer of connected socket FD runs on this host: its address is a loopback
+// one (127.0.0.0/8, ::1, ::ffff:127.0.0.0/104) or the socket's own address. A peer on
+// another local address of this host is not recognised (false).
+bool peer_on_this_host(int fd);
+
 // ERR (an errno) says this host is out of fds or memory (EMFILE, ENFILE, ENOBUFS, ENOMEM).
 bool resource_shortage(int err);
 

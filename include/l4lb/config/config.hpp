@@ -26,6 +26,10 @@ enum class ProxyProtocol { Off, V1, V2 };
 enum class HealthType { Tcp, Http, None };
 enum class LogLevel { Error = 3, Warn = 4, Info = 6, Debug = 7 };  // syslog priorities
 enum class AccessLogFormat { Logfmt, Json };
+// How bulk flows move (global.splice): auto = splice unless the destination is on this
+// host and the worker has CPU to spare (then copy); always = splice every bulk flow;
+// never = copy only.
+enum class SpliceMode { Auto, Always, Never };
 
 std::string_view to_string(Algorithm a);       // "round_robin", ...
 std::string_view to_string(ProxyProtocol p);   // "off", "v1", "v2"
@@ -159,6 +163,7 @@ struct GlobalConfig {
   Millis drain_timeout{30000};
   LogLevel log_level = LogLevel::Info;
   Millis inspect_timeout{5000};      // > 0: PROXY header and ClientHello, from accept
+  SpliceMode splice = SpliceMode::Auto;
   std::optional<AdminConfig> admin;  // absent = no admin port
   std::string state_file;            // admin overrides kept across restarts; empty = none
   std::optional<AccessLogConfig> access_log;  // absent = no access log

@@ -1,7 +1,7 @@
 // Session: one client <-> backend pair. Connects at accept (retrying other backends
-// on failure), then moves bytes both ways with splice(2) through pipes borrowed only
-// while bytes are in flight, passes half-closes and resets on, and ends once: the
-// destructor is the only close path.
+// on failure), then moves bytes both ways (copied, or with splice(2) for bulk flows),
+// holding a pipe or buffer only while bytes wait, passes half-closes and resets on,
+// and ends once: the destructor is the only close path.
 #pragma once
 #include <cstdint>
 #include <memory>
@@ -82,18 +82,24 @@ class Session : public ListLinks<Session> {  // in its Worker's list
   // Where the failure that ends a session with a reset happened.
   enum class Fault : int8_t { None, Source, Destination, Local };
 
-  // One direction of the pair. Small reads are copied through the worker's scratch
-  // buffer (read + send: cheapest for request/response traffic); once a read fills
-  // that buffer the flow is bulk and moves by splice(2) until a splice comes back
-  // small. Bytes the destination cannot take yet wait in a borrowed pipe.
+  // One direction of the pair. Reads are copied through the worker's scratch buffer
+  // (recv + send: cheapest for request/response traffic). A big read marks a bulk flow,
+  // which moves by splice(2) where that pays (splice_pays) until a splice comes back
+  // small. Bytes the destination cannot take yet wait where they are: in the copy
+  // buffer, which the flow keeps (the worker takes another), or in the splice pipe.
   struct Flow {
     Pipe pipe;
     size_t queued = 0;  // bytes waiting in the pipe
+    Buffer held;        // bytes waiting in a copy buffer (held.waiting())
     size_t uncounted = 0;  // of those, bytes l4lb wrote itself (a PROXY header): not payload
     bool bulk = false;  // splice, rather than copy
     bool eof = false;   // the source sent FIN
     bool shut = false;  // FIN passed on (shutdown(SHUT_WR) of the destination)
+    int8_t local = -1;  // the destination is on this host: 1, not: 0, not yet asked: -1
+    size_t waiting() const { return queued + held.waiting(); }
   };
+  // Reads of at least this many bytes mark a bulk flow.
+  static constexpr size_t kBulkRead = 16384;
   enum class Step { Again, Drained, Blocked, Failed };
 
   void connect_next();
@@ -107,7 +113,9 @@ class Session : public ListLinks<Session> {  // in its Worker's list
   bool pump(Flow& flow, int from, int to, bool upstream);
   void pass_fin(Flow& flow, int to, const Flow& other);
   Step copy_step(Flow& flow, int from, int to, size_t& moved);
-  Step splice_step(Flow& flow, int from);
+  Step splice_step(Flow& flow, int from, int to);
+  Step send_held(Flow& flow, int to, size_t& moved);
+  bool splice_pays(Flow& flow, int to);
   int error_ = 0;  // errno of the failure that ends the session with a reset
   Fault fault_ = Fault::None;  // and where it happened (copy_step, splice_step, pump)
   void watch();

@@ -1,8 +1,7 @@
 // Worker: one event loop and what lives on it — its listeners (one SO_REUSEPORT
 // socket per service when there are several workers), the open sessions, the pipe
 // pool, the copy buffer, and the spare fd used to turn clients away when fds run
-// out. Worker 0 runs on the main thread (with signals, health checks, reloads and
-// the admin port); the others each on a thread of their own.
+// out. Each worker runs on a thread of its own, beside the control thread.
 #pragma once
 #include <ev.h>
 
@@ -22,6 +21,7 @@
 #include "l4lb/dataplane/pipe.hpp"
 #include "l4lb/base/watch.hpp"
 #include "l4lb/base/clock.hpp"
+#include "l4lb/config/config.hpp"
 #include "l4lb/dataplane/session.hpp"
 
 namespace l4lb {
@@ -47,9 +47,23 @@ class Worker {
   struct ev_loop* loop() const { return loop_; }
   Log& log() { return log_; }
   PipePool& pipes() { return pipes_; }
+  BufferPool& buffers() { return buffers_; }
   // The copy buffer shared by every session of this loop (used within one handler call).
-  std::span<char> scratch() { return {scratch_.get(), kScratchSize}; }
-  static constexpr size_t kScratchSize = 16384;
+  Buffer& scratch() { return scratch_; }
+  // Hands the copy buffer (and the bytes in it) to a flow whose destination did not take
+  // them all, and takes another from the pool: what waits is never copied again.
+  Buffer take_scratch() {
+    Buffer next = buffers_.acquire();  // may throw bad_alloc: the scratch buffer stays
+    std::swap(next, scratch_);
+    return next;
+  }
+
+  // global.splice, set by the server while the workers are stopped.
+  SpliceMode splice = SpliceMode::Auto;
+  // Whether this loop was busy over the last ~100 ms (more than 90% of the time out of
+  // its poll; it stops being busy under 75%): then a local destination is spliced too,
+  // since splice costs this CPU less per byte than copying does.
+  bool busy() const { return busy_; }
 
   // A client whose service is known, holding its place under global.max_connections:
   // takes its place under the service's limit and starts its session (backend connect at
@@ -109,7 +123,15 @@ class Worker {
   Log& log_;
   size_t index_;
   PipePool pipes_;
-  std::unique_ptr<char[]> scratch_ = std::make_unique<char[]>(kScratchSize);
+  BufferPool buffers_;
+  Buffer scratch_ = Buffer::make();
+  // The loop's load (busy()): time spent waiting in its poll, over windows of ~100 ms.
+  static void poll_starts(struct ev_loop* loop) noexcept;
+  static void poll_ends(struct ev_loop* loop) noexcept;
+  double poll_start_ = 0;
+  double window_start_ = 0;
+  double window_idle_ = 0;
+  bool busy_ = false;
   // This worker's open sessions (open_sessions counts them over every worker), and the
   // clients still being inspected (counted there too).
   IntrusiveList<Session> sessions_;

@@ -273,13 +273,16 @@ EOF
   } >"$dir/nginx.conf"
 }
 
+# l4lb, 1 worker; SPLICE (optional) = always | never adds `splice: SPLICE` under global
+# (nothing = the default, auto).
 gen_l4lb() {
-  local dir=$1
+  local dir=$1 splice=${2:-} extra=
   mkdir -p "$dir"
+  [[ -z $splice ]] || extra=$'\n'"  splice: $splice"
   cat >"$dir/l4lb.yaml" <<EOF
 global:
   workers: 1
-  log_level: warn
+  log_level: warn$extra
 services:
   - name: bulk
     listen: 127.0.0.1:$P_LB_BULK
@@ -305,6 +308,12 @@ find_stream_module() {
   return 1
 }
 
+# l4lb_splice_mode NAME : the `global: splice` value of balancer NAME (l4lb-splice: always,
+# l4lb-copy: never, l4lb: none written, i.e. the default auto).
+l4lb_splice_mode() {
+  case $1 in l4lb-splice) echo always ;; l4lb-copy) echo never ;; *) echo "" ;; esac
+}
+
 # start_lb NAME : start balancer NAME pinned to LB_CPU; sets LB_PID ("" for direct),
 # LB_PORT_BULK, LB_PORT_HTTP.
 start_lb() {
@@ -324,8 +333,8 @@ start_lb() {
     nginx)
       gen_nginx_stream "$dir"
       start_bg "lb-$name" taskset -c "$LB_CPU" nginx -e "$dir/error.log" -c "$dir/nginx.conf" ;;
-    l4lb)
-      gen_l4lb "$dir"
+    l4lb|l4lb-splice|l4lb-copy)
+      gen_l4lb "$dir" "$(l4lb_splice_mode "$name")"
       start_bg "lb-$name" taskset -c "$LB_CPU" "$L4LB_BIN" -c "$dir/l4lb.yaml" ;;
     floor)  # the yardstick: request/response only, so only the HTTP port
       mkdir -p "$dir"

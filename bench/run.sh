@@ -5,8 +5,9 @@
 #   --quick        ~3 minutes: 1 repeat, short runs (default: 3 repeats, < 13 minutes)
 #   --repeats N    repeats per measurement (median and min–max are reported)
 #   --only LIST    comma-separated subset of: direct,haproxy,haproxy-splice,nginx,floor,l4lb
-#                  (floor = bench/floor_proxy.c, the least any read/write proxy does per request:
-#                  a yardstick, run for the ka and nc tests only; it needs a C compiler)
+#                  (default), and l4lb-splice,l4lb-copy (l4lb with `global: splice: always` / `never`;
+#                  every test but idle and sni); floor = bench/floor_proxy.c, the least any read/write
+#                  proxy does per request: a yardstick, run for the ka and nc tests only; needs a C compiler
 #   --tests LIST   comma-separated subset of: bulk1,bulk8,bulk1cap,bulk8cap,ka,nc,idle,sni
 #                  (bulk1cap/bulk8cap: bulk1/bulk8 with the balancer's processes in a cgroup limited
 #                  to BENCH_CAP_PCT% of one core, cgroup v2 cpu.max or v1 cpu.cfs_quota_us; not direct)
@@ -48,7 +49,7 @@ while (($#)); do
     --out) OUT=$2; shift ;;
     --keep) KEEP=1 ;;
     --wait-quiet) QUIET_LEFT=$2; QUIET_ARG=$2; shift ;;
-    -h|--help) sed -n '2,28p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,29p' "$0"; exit 0 ;;
     *) die "unknown argument $1 (see --help)" ;;
   esac
   shift
@@ -251,11 +252,12 @@ run_sni() {  # LB REP : new connection with a ClientHello, routed by server name
 
 has_test() { [[ ",$TESTS," == *",$1,"* ]]; }
 # runs LB TEST: whether TEST is measured for balancer LB (the floor proxy does request/response only)
-# (sni: direct, haproxy, nginx and l4lb only; capped: not direct, which has no balancer to cap)
+# (sni: direct, haproxy, nginx and l4lb only; capped: not direct, which has no balancer to cap;
+# l4lb-splice and l4lb-copy compare data paths: not idle)
 runs() {
   has_test "$2" || return 1
   case $1:$2 in
-    direct:bulk1cap|direct:bulk8cap) return 1 ;;
+    direct:bulk1cap|direct:bulk8cap|l4lb-splice:idle|l4lb-copy:idle) return 1 ;;
   esac
   case $2 in
     sni) [[ $1 == direct || $1 == haproxy || $1 == nginx || $1 == l4lb ]] ;;
@@ -291,9 +293,16 @@ SNI_ANY=0
 MAIN_ANY=0   # any test that uses the iperf3 and nginx backends
 CAP_ANY=0
 for lb in "${LBS[@]}"; do
+  case $lb in direct|haproxy|haproxy-splice|nginx|floor|l4lb|l4lb-splice|l4lb-copy) ;; *) die "unknown balancer $lb (see --help)" ;; esac
   runs "$lb" sni && SNI_ANY=1
   runs_main "$lb" && MAIN_ANY=1
   runs "$lb" bulk1cap || runs "$lb" bulk8cap && CAP_ANY=1
+  # l4lb-splice / l4lb-copy need an l4lb that knows `global: splice`: ask the binary first
+  if [[ $lb == l4lb-splice || $lb == l4lb-copy ]] && runs_main "$lb"; then
+    gen_l4lb "$WORK/check-$lb" "$(l4lb_splice_mode "$lb")"
+    "$L4LB_BIN" -t -c "$WORK/check-$lb/l4lb.yaml" >"$WORK/check-$lb.log" 2>&1 \
+      || die "$lb: $L4LB_BIN_ORIG rejects its config (global: splice: $(l4lb_splice_mode "$lb")): $(head -c 300 "$WORK/check-$lb.log")"
+  fi
 done
 if ((CAP_ANY)); then
   cap_setup "$CAP_PCT" || die "the capped tests (bulk1cap, bulk8cap) need a cgroup with a CPU quota, and neither cgroup v2 nor v1 works here: ${CAP_WHY%; } (run as root, or leave them out of --tests)"

@@ -404,10 +404,14 @@ thread_ns() { awk '{print $1}' "/proc/$1/task/$2/schedstat" 2>/dev/null || echo 
 # cpu.cfs_quota_us in a child of the hierarchy that has the cpu controller). Sets CAP_DIR,
 # CAP_VER (v2|v1) and CAP_HOME (this script's own cgroup in that hierarchy, where cap_leave puts
 # the processes back). Returns 1 with the reasons in CAP_WHY if neither works.
+# A task in a cgroup of its own no longer gets the session autogroup's nice (bench_renice): the
+# group's weight is what competes with the rest of the machine, so it is given the weight of
+# BENCH_NICE (v2 cpu.weight.nice, v1 cpu.shares = 1024 × 1.25^-nice); CAP_WEIGHT says which.
 CAP_DIR=
 CAP_VER=
 CAP_HOME=
 CAP_WHY=
+CAP_WEIGHT=
 CAP_PERIOD_US=100000
 cap_setup() {
   local pct=$1 name="l4lb-bench-$$" quota root rel
@@ -428,6 +432,11 @@ cap_setup() {
     CAP_WHY+="cgroup v2: cannot write $root/$name/cpu.max; "
   else
     CAP_DIR=$root/$name CAP_VER=v2
+    CAP_WEIGHT=
+    if [[ ${BENCH_NICE:-0} != 0 ]]; then
+      echo "$BENCH_NICE" 2>/dev/null >"$CAP_DIR/cpu.weight.nice" && CAP_WEIGHT="cpu.weight.nice $BENCH_NICE" \
+        || log "warning: could not set $CAP_DIR/cpu.weight.nice to $BENCH_NICE"
+    fi
     rel=$(awk -F: '$1 == "0" && $2 == "" {print $3; exit}' /proc/$$/cgroup)
     CAP_HOME=${root%/}$rel
     [[ -w $CAP_HOME/cgroup.procs ]] || CAP_HOME=$root
@@ -443,6 +452,12 @@ cap_setup() {
     CAP_WHY+="cgroup v1: cannot write cpu.cfs_period_us/cpu.cfs_quota_us in $root/$name; "
   else
     CAP_DIR=$root/$name CAP_VER=v1
+    CAP_WEIGHT=
+    if [[ ${BENCH_NICE:-0} != 0 ]]; then
+      CAP_WEIGHT=$(awk -v n="$BENCH_NICE" 'BEGIN {w = int(1024 / 1.25 ^ n); print (w < 2 ? 2 : w > 262144 ? 262144 : w)}')
+      echo "$CAP_WEIGHT" 2>/dev/null >"$CAP_DIR/cpu.shares" && CAP_WEIGHT="cpu.shares $CAP_WEIGHT (nice $BENCH_NICE)" \
+        || { log "warning: could not set $CAP_DIR/cpu.shares to $CAP_WEIGHT"; CAP_WEIGHT=; }
+    fi
     rel=$(awk -F: '{n = split($2, c, ","); for (i = 1; i <= n; i++) if (c[i] == "cpu") {print $3; exit}}' /proc/$$/cgroup)
     CAP_HOME=${root%/}$rel
     [[ -w $CAP_HOME/cgroup.procs ]] || CAP_HOME=$root

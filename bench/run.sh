@@ -306,7 +306,7 @@ for lb in "${LBS[@]}"; do
 done
 if ((CAP_ANY)); then
   cap_setup "$CAP_PCT" || die "the capped tests (bulk1cap, bulk8cap) need a cgroup with a CPU quota, and neither cgroup v2 nor v1 works here: ${CAP_WHY%; } (run as root, or leave them out of --tests)"
-  log "capped tests: cgroup $CAP_VER $CAP_DIR, quota $CAP_PCT% of one CPU ($((CAP_PCT * CAP_PERIOD_US / 100)) µs per $CAP_PERIOD_US µs)"
+  log "capped tests: cgroup $CAP_VER $CAP_DIR, quota $CAP_PCT% of one CPU ($((CAP_PCT * CAP_PERIOD_US / 100)) µs per $CAP_PERIOD_US µs)${CAP_WEIGHT:+, $CAP_WEIGHT}"
 fi
 ((MAIN_ANY)) && start_backends
 if ((SNI_ANY)); then
@@ -379,7 +379,7 @@ cleanup_all
   echo "wrk_c=$WRK_C"
   echo "idle_n=$IDLE_N"
   ((CAP_ANY)) && echo "cap_pct=$CAP_PCT" && echo "cap_cgroup=$CAP_VER" \
-    && echo "cap_how=$( [[ $CAP_VER == v2 ]] && echo "cpu.max $((CAP_PCT * CAP_PERIOD_US / 100)) $CAP_PERIOD_US" || echo "cpu.cfs_quota_us $((CAP_PCT * CAP_PERIOD_US / 100)), cpu.cfs_period_us $CAP_PERIOD_US") in ${CAP_DIR%/*}/l4lb-bench-PID"
+    && echo "cap_how=$( [[ $CAP_VER == v2 ]] && echo "cpu.max $((CAP_PCT * CAP_PERIOD_US / 100)) $CAP_PERIOD_US" || echo "cpu.cfs_quota_us $((CAP_PCT * CAP_PERIOD_US / 100)), cpu.cfs_period_us $CAP_PERIOD_US")${CAP_WEIGHT:+, $CAP_WEIGHT} in ${CAP_DIR%/*}/l4lb-bench-PID"
   ((SNI_ANY)) && echo "sni_c=$SNI_C" && echo "sni_hello_bytes=$SNI_HELLO_BYTES" \
     && echo "python_ssl=$(python3 -c 'import ssl; print(ssl.OPENSSL_VERSION)')"
   echo "elapsed=$ELAPSED"

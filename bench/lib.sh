@@ -427,9 +427,9 @@ cap_setup() {
     CAP_WHY+="cgroup v2 at $root: cannot enable +cpu in cgroup.subtree_control; "
   elif ! mkdir "$root/$name" 2>/dev/null; then
     CAP_WHY+="cgroup v2: cannot create $root/$name; "
-  elif ! echo "$quota $CAP_PERIOD_US" 2>/dev/null >"$root/$name/cpu.max"; then
+  elif [[ ! -e $root/$name/cpu.max ]] || ! echo "$quota $CAP_PERIOD_US" 2>/dev/null >"$root/$name/cpu.max"; then
     rmdir "$root/$name" 2>/dev/null || true
-    CAP_WHY+="cgroup v2: cannot write $root/$name/cpu.max; "
+    CAP_WHY+="cgroup v2: $root/$name has no writable cpu.max; "
   else
     CAP_DIR=$root/$name CAP_VER=v2
     CAP_WEIGHT=
@@ -447,9 +447,10 @@ cap_setup() {
     CAP_WHY+="no cgroup v1 hierarchy with the cpu controller; "
   elif ! mkdir "$root/$name" 2>/dev/null; then
     CAP_WHY+="cgroup v1: cannot create $root/$name; "
-  elif ! { echo "$CAP_PERIOD_US" >"$root/$name/cpu.cfs_period_us" && echo "$quota" >"$root/$name/cpu.cfs_quota_us"; } 2>/dev/null; then
+  elif [[ ! -e $root/$name/cpu.cfs_quota_us ]] \
+       || ! { echo "$CAP_PERIOD_US" >"$root/$name/cpu.cfs_period_us" && echo "$quota" >"$root/$name/cpu.cfs_quota_us"; } 2>/dev/null; then
     rmdir "$root/$name" 2>/dev/null || true
-    CAP_WHY+="cgroup v1: cannot write cpu.cfs_period_us/cpu.cfs_quota_us in $root/$name; "
+    CAP_WHY+="cgroup v1: $root/$name has no writable cpu.cfs_period_us/cpu.cfs_quota_us (not a cpu cgroup?); "
   else
     CAP_DIR=$root/$name CAP_VER=v1
     CAP_WEIGHT=

@@ -159,6 +159,7 @@ l4lb_id() {
 on_exit() {
   local rc=$?
   cleanup_all
+  [[ -z ${CAP_DIR:-} ]] || cap_remove
   if [[ -n ${AUTOGROUP_OLD:-} ]]; then echo "$AUTOGROUP_OLD" >/proc/$$/autogroup 2>/dev/null || true; fi
   if ((KEEP)) || ((rc != 0)); then log "work directory kept: $WORK"; else rm -rf "$WORK"; fi
   exit $rc
@@ -272,13 +273,16 @@ EOF
   } >"$dir/nginx.conf"
 }
 
+# l4lb, 1 worker; SPLICE (optional) = always | never adds `splice: SPLICE` under global
+# (nothing = the default, auto).
 gen_l4lb() {
-  local dir=$1
+  local dir=$1 splice=${2:-} extra=
   mkdir -p "$dir"
+  [[ -z $splice ]] || extra=$'\n'"  splice: $splice"
   cat >"$dir/l4lb.yaml" <<EOF
 global:
   workers: 1
-  log_level: warn
+  log_level: warn$extra
 services:
   - name: bulk
     listen: 127.0.0.1:$P_LB_BULK
@@ -304,6 +308,12 @@ find_stream_module() {
   return 1
 }
 
+# l4lb_splice_mode NAME : the `global: splice` value of balancer NAME (l4lb-splice: always,
+# l4lb-copy: never, l4lb: none written, i.e. the default auto).
+l4lb_splice_mode() {
+  case $1 in l4lb-splice) echo always ;; l4lb-copy) echo never ;; *) echo "" ;; esac
+}
+
 # start_lb NAME : start balancer NAME pinned to LB_CPU; sets LB_PID ("" for direct),
 # LB_PORT_BULK, LB_PORT_HTTP.
 start_lb() {
@@ -323,8 +333,8 @@ start_lb() {
     nginx)
       gen_nginx_stream "$dir"
       start_bg "lb-$name" taskset -c "$LB_CPU" nginx -e "$dir/error.log" -c "$dir/nginx.conf" ;;
-    l4lb)
-      gen_l4lb "$dir"
+    l4lb|l4lb-splice|l4lb-copy)
+      gen_l4lb "$dir" "$(l4lb_splice_mode "$name")"
       start_bg "lb-$name" taskset -c "$LB_CPU" "$L4LB_BIN" -c "$dir/l4lb.yaml" ;;
     floor)  # the yardstick: request/response only, so only the HTTP port
       mkdir -p "$dir"
@@ -386,3 +396,120 @@ wait_quiet() {
 
 # thread_ns PID TID : on-CPU nanoseconds of one thread (schedstat).
 thread_ns() { awk '{print $1}' "/proc/$1/task/$2/schedstat" 2>/dev/null || echo 0; }
+
+# ---- CPU cap: a cgroup that limits the balancer to a share of one core ------------------
+# cap_setup PCT : create the cgroup l4lb-bench-$$ with a quota of PCT% of one CPU per 100 ms
+# period: cgroup v2 if its cpu controller can be enabled (cpu.max "QUOTA PERIOD" in a child of
+# the cgroup2 root, +cpu in the root's cgroup.subtree_control), else v1 (cpu.cfs_period_us and
+# cpu.cfs_quota_us in a child of the hierarchy that has the cpu controller). Sets CAP_DIR,
+# CAP_VER (v2|v1) and CAP_HOME (this script's own cgroup in that hierarchy, where cap_leave puts
+# the processes back). Returns 1 with the reasons in CAP_WHY if neither works.
+# A task in a cgroup of its own no longer gets the session autogroup's nice (bench_renice): the
+# group's weight is what competes with the rest of the machine, so it is given the weight of
+# BENCH_NICE (v2 cpu.weight.nice, v1 cpu.shares = 1024 × 1.25^-nice); CAP_WEIGHT says which.
+CAP_DIR=
+CAP_VER=
+CAP_HOME=
+CAP_WHY=
+CAP_WEIGHT=
+CAP_PERIOD_US=100000
+cap_setup() {
+  local pct=$1 name="l4lb-bench-$$" quota root rel
+  quota=$((pct * CAP_PERIOD_US / 100))
+  CAP_WHY=
+  root=$(awk '$3 == "cgroup2" {print $2; exit}' /proc/mounts)
+  if [[ -z $root ]]; then
+    CAP_WHY+="no cgroup2 mount; "
+  elif ! grep -qw cpu "$root/cgroup.controllers" 2>/dev/null; then
+    CAP_WHY+="cgroup v2 at $root: no cpu controller in cgroup.controllers (it is bound to a v1 hierarchy, or not delegated); "
+  elif ! grep -qw cpu "$root/cgroup.subtree_control" 2>/dev/null \
+       && ! echo +cpu 2>/dev/null >"$root/cgroup.subtree_control"; then
+    CAP_WHY+="cgroup v2 at $root: cannot enable +cpu in cgroup.subtree_control; "
+  elif ! mkdir "$root/$name" 2>/dev/null; then
+    CAP_WHY+="cgroup v2: cannot create $root/$name; "
+  elif [[ ! -e $root/$name/cpu.max ]] || ! echo "$quota $CAP_PERIOD_US" 2>/dev/null >"$root/$name/cpu.max"; then
+    rmdir "$root/$name" 2>/dev/null || true
+    CAP_WHY+="cgroup v2: $root/$name has no writable cpu.max; "
+  else
+    CAP_DIR=$root/$name CAP_VER=v2
+    CAP_WEIGHT=
+    if [[ ${BENCH_NICE:-0} != 0 ]]; then
+      echo "$BENCH_NICE" 2>/dev/null >"$CAP_DIR/cpu.weight.nice" && CAP_WEIGHT="cpu.weight.nice $BENCH_NICE" \
+        || log "warning: could not set $CAP_DIR/cpu.weight.nice to $BENCH_NICE"
+    fi
+    rel=$(awk -F: '$1 == "0" && $2 == "" {print $3; exit}' /proc/$$/cgroup)
+    CAP_HOME=${root%/}$rel
+    [[ -w $CAP_HOME/cgroup.procs ]] || CAP_HOME=$root
+    return 0
+  fi
+  root=$(awk '$3 == "cgroup" {n = split($4, o, ","); for (i = 1; i <= n; i++) if (o[i] == "cpu") {print $2; exit}}' /proc/mounts)
+  if [[ -z $root ]]; then
+    CAP_WHY+="no cgroup v1 hierarchy with the cpu controller; "
+  elif ! mkdir "$root/$name" 2>/dev/null; then
+    CAP_WHY+="cgroup v1: cannot create $root/$name; "
+  elif [[ ! -e $root/$name/cpu.cfs_quota_us ]] \
+       || ! { echo "$CAP_PERIOD_US" >"$root/$name/cpu.cfs_period_us" && echo "$quota" >"$root/$name/cpu.cfs_quota_us"; } 2>/dev/null; then
+    rmdir "$root/$name" 2>/dev/null || true
+    CAP_WHY+="cgroup v1: $root/$name has no writable cpu.cfs_period_us/cpu.cfs_quota_us (not a cpu cgroup?); "
+  else
+    CAP_DIR=$root/$name CAP_VER=v1
+    CAP_WEIGHT=
+    if [[ ${BENCH_NICE:-0} != 0 ]]; then
+      CAP_WEIGHT=$(awk -v n="$BENCH_NICE" 'BEGIN {w = int(1024 / 1.25 ^ n); print (w < 2 ? 2 : w > 262144 ? 262144 : w)}')
+      echo "$CAP_WEIGHT" 2>/dev/null >"$CAP_DIR/cpu.shares" && CAP_WEIGHT="cpu.shares $CAP_WEIGHT (nice $BENCH_NICE)" \
+        || { log "warning: could not set $CAP_DIR/cpu.shares to $CAP_WEIGHT"; CAP_WEIGHT=; }
+    fi
+    rel=$(awk -F: '{n = split($2, c, ","); for (i = 1; i <= n; i++) if (c[i] == "cpu") {print $3; exit}}' /proc/$$/cgroup)
+    CAP_HOME=${root%/}$rel
+    [[ -w $CAP_HOME/cgroup.procs ]] || CAP_HOME=$root
+    return 0
+  fi
+  return 1
+}
+
+# cap_enter PID : move PID and its children (nginx master + worker) into the capped cgroup.
+# cgroup.procs moves a whole process, every thread of it (v1 and v2); then check that every
+# thread is there. Sets CAP_NTHREADS.
+cap_enter() {
+  local p t n=0
+  for p in $(pid_tree "$1"); do
+    echo "$p" >"$CAP_DIR/cgroup.procs" || die "could not move pid $p into $CAP_DIR"
+  done
+  for p in $(pid_tree "$1"); do
+    for t in /proc/"$p"/task/*; do
+      [[ -e $t/cgroup ]] || continue
+      grep -q ":/${CAP_DIR##*/}\$" "$t/cgroup" || die "thread ${t##*/} of pid $p is not in $CAP_DIR: $(cat "$t/cgroup")"
+      n=$((n + 1))
+    done
+  done
+  CAP_NTHREADS=$n
+}
+
+# cap_leave : every process in the capped cgroup back to CAP_HOME.
+cap_leave() {
+  local p
+  [[ -n $CAP_DIR && -d $CAP_DIR ]] || return 0
+  for p in $(cat "$CAP_DIR/cgroup.procs" 2>/dev/null); do
+    echo "$p" 2>/dev/null >"$CAP_HOME/cgroup.procs" || log "warning: could not move pid $p out of $CAP_DIR"
+  done
+}
+
+# cap_throttled_ns : time the cgroup spent throttled so far (cpu.stat: v1 throttled_time in ns,
+# v2 throttled_usec).
+cap_throttled_ns() {
+  [[ -r $CAP_DIR/cpu.stat ]] || { echo 0; return 0; }
+  awk '$1 == "throttled_time" {print $2; f = 1; exit} $1 == "throttled_usec" {print $2 * 1000; f = 1; exit}
+       END {if (!f) print 0}' "$CAP_DIR/cpu.stat"
+}
+
+# cap_remove : (EXIT trap) empty the cgroup and remove it.
+cap_remove() {
+  local i
+  cap_leave
+  for ((i = 0; i < 20; i++)); do
+    rmdir "$CAP_DIR" 2>/dev/null && { CAP_DIR=; return 0; }
+    [[ -d $CAP_DIR ]] || { CAP_DIR=; return 0; }
+    sleep 0.1
+  done
+  log "warning: could not remove cgroup $CAP_DIR (remove it with rmdir)"
+}

@@ -5,7 +5,7 @@ import os
 import statistics
 from collections import defaultdict
 
-LBS = ["direct", "haproxy", "haproxy-splice", "nginx", "floor", "l4lb"]
+LBS = ["direct", "haproxy", "haproxy-splice", "nginx", "floor", "l4lb", "l4lb-splice", "l4lb-copy"]
 TITLES = {
     "direct": "direct (no LB)",
     "haproxy": "HAProxy 2.6 (splice-auto)",
@@ -13,6 +13,8 @@ TITLES = {
     "nginx": "nginx 1.22 stream",
     "floor": "floor (bench/floor_proxy.c)",
     "l4lb": "l4lb",
+    "l4lb-splice": "l4lb, splice always",
+    "l4lb-copy": "l4lb, copy only",
 }
 PEERS = ["haproxy", "haproxy-splice", "nginx"]
 
@@ -51,6 +53,12 @@ def derive(raw):
                     m[f"cpu_gb{n}"][lb].append(d["lb_cpu_s"] / gb)
                     m[f"cpus_gb{n}"][lb].append(d["lb_cpu_sched_s"] / gb)
                 m[f"core_gb{n}"][lb].append(d["core_s"] / gb)
+            if n.endswith("cap") and d.get("wall_s"):
+                # how much of the quota the balancer used, and how long the quota held it back
+                if "lb_cpu_s" in d:
+                    m[f"use_pct{n}"][lb].append(100 * d["lb_cpu_s"] / d["wall_s"])
+                if "throttled_s" in d:
+                    m[f"throttled_pct{n}"][lb].append(100 * d["throttled_s"] / d["wall_s"])
         elif test in ("ka", "nc", "sni"):
             if test == "sni" and "check_ok" in d:
                 m["check_ok_sni"][lb].append(d["check_ok"])
@@ -117,6 +125,8 @@ ROWS = [
     # (label, metric, digits, lower_is_better)
     ("bulk iperf3, 1 stream, Gbit/s", "gbps1", 2, False),
     ("bulk iperf3, 8 streams, Gbit/s", "gbps8", 2, False),
+    ("bulk iperf3, 1 stream, balancer capped to {cap} of a core, Gbit/s", "gbps1cap", 2, False),
+    ("bulk iperf3, 8 streams, balancer capped to {cap} of a core, Gbit/s", "gbps8cap", 2, False),
     ("LB CPU s per GB, 1 stream", "cpu_gb1", 3, True),
     ("LB CPU s per GB, 8 streams", "cpu_gb8", 3, True),
     ("keep-alive HTTP (wrk -c64): LB CPU µs per request", "cpu_ka", 2, True),
@@ -145,6 +155,11 @@ DETAIL_ROWS = [
     ("LB CPU µs per request / per connection — from schedstat (ns)", ("cpus_ka", "cpus_nc"), 2),
     ("LB core busy (incl. softirq) s per GB, 1 / 8 streams", ("core_gb1", "core_gb8"), 3),
     ("LB core busy (incl. softirq) µs per request / per connection", ("core_ka", "core_nc"), 2),
+    ("capped to {cap}: LB CPU s per GB, 1 / 8 streams (≈ quota ÷ throughput when the quota is used up)",
+     ("cpu_gb1cap", "cpu_gb8cap"), 3),
+    ("capped to {cap}: LB CPU, % of one core over the run, 1 / 8 streams", ("use_pct1cap", "use_pct8cap"), 1),
+    ("capped to {cap}: time held back by the quota (throttled), % of the run, 1 / 8 streams",
+     ("throttled_pct1cap", "throttled_pct8cap"), 0),
     ("idle: kernel KiB per connection, whole system (slab+TCP mem)", "kmem_per_conn", 1),
     ("idle: connections held at the backend", "conns", 0),
     ("other load on the machine at the start of each round, % of both CPUs", "bg_pct", 0),
@@ -168,6 +183,7 @@ def main():
         meta[k] = v
     raw, reps = load(a.raw)
     m = derive(raw)
+    cap = f"{meta['cap_pct']}%" if meta.get("cap_pct") else "a share"  # older results: no capped runs
     lbs = [lb for lb in LBS if any(lb in m[k] for k in m)]
 
     o = []
@@ -202,6 +218,17 @@ def main():
       "(/proc/PID/stat) over the run, divided by the work done. On 2 cores the generator core saturates "
       "first, so throughput and requests/s mostly measure the generator; compare CPU per unit of work, "
       "latency and memory.")
+    if any(m[k] for k in ("gbps1cap", "gbps8cap")):
+        w("")
+        w(f"*Capped rows* (balancer capped to {cap} of a core): the same iperf3 runs, with every process and "
+          f"thread of the balancer moved, for those runs only, into a cgroup ({meta.get('cap_cgroup', '?')}: "
+          f"{meta.get('cap_how', '?')}) whose CPU quota is {cap} of one CPU per 100 ms period. They measure "
+          "throughput per balancer core: the balancer is the bottleneck, as on a busy node where it gets only "
+          "a share of a core; the uncapped rows are bound by the load generator's core on this 2-CPU machine. "
+          "LB CPU per GB is left out of the main table for the capped runs: a balancer that uses up its quota "
+          "spends the quota's share of the run whatever it does, so its CPU per GB is the quota divided by "
+          "the throughput, the Gbit/s row again (it is in the detail table, with the share of a core each "
+          "balancer used and how long the quota held it back).")
     if any(m[k] for k in ("check_ok_sni", "cpu_sni", "p99_ms_sni")):
         w("")
         w(f"*SNI routing*: bench/sni_client.c, {meta.get('sni_c', '?')} connections in parallel for "
@@ -237,7 +264,7 @@ def main():
     for label, key, digits, _ in ROWS:
         if key.endswith("_sni") and not any(m[key].values()):
             continue
-        w(f"| {label} | " + " | ".join(cell(m[key].get(lb), digits) for lb in lbs) + " |")
+        w(f"| {label.format(cap=cap)} | " + " | ".join(cell(m[key].get(lb), digits) for lb in lbs) + " |")
     w("")
     w("### Ratios (medians)")
     w("")
@@ -257,7 +284,7 @@ def main():
                 continue
             v = med(m[key].get(lb, []))
             cells.append(f"{ratio(v, d)} direct, {ratio(v, h)} HAProxy" if d else f"{ratio(v, h)} HAProxy")
-        w(f"| {label} | " + " | ".join(cells) + " |")
+        w(f"| {label.format(cap=cap)} | " + " | ".join(cells) + " |")
     w("")
 
     # Targets for l4lb
@@ -298,6 +325,16 @@ def main():
                 lm, bm = min(m["gbps" + n]["l4lb"]), min(m["gbps" + n][p])
                 w(f"| bulk Gbit/s, {n} stream{'s' if n != '1' else ''} ≥ every peer's | {fmt(v, 2)} | "
                   f"{fmt(b, 2)} ({TITLES[p]}) | {v / b:.2f}× | {'yes' if v >= b else 'no'} | "
+                  f"{lm / bm:.2f}× |")
+        for n in ("1", "8"):  # capped: throughput per balancer core, 1.2× the fastest peer's
+            key = f"gbps{n}cap"
+            v = med(m[key].get("l4lb", []))
+            vals = [(med(m[key].get(p, [])), p) for p in PEERS if m[key].get(p)]
+            if v is not None and vals:
+                b, p = max(vals)
+                lm, bm = min(m[key]["l4lb"]), min(m[key][p])
+                w(f"| capped to {cap} of a core: bulk Gbit/s, {n} stream{'s' if n != '1' else ''} ≥ 1.2× best peer | "
+                  f"{fmt(v, 2)} | {fmt(b, 2)} ({TITLES[p]}) | {v / b:.2f}× | {'yes' if v >= 1.2 * b else 'no'} | "
                   f"{lm / bm:.2f}× |")
         target_row("CPU/request ≤ 0.85× best peer", "cpu_ka", 0.85, 2)
         target_row("… and keep-alive p99 ≤ best peer (ms)", "p99_ms_ka", 1.0, 2)
@@ -356,7 +393,7 @@ def main():
                 cells.append(" / ".join(cell(m[k].get(lb), digits, spread=False) for k in key))
             else:
                 cells.append(cell(m[key].get(lb), digits))
-        w(f"| {label} | " + " | ".join(cells) + " |")
+        w(f"| {label.format(cap=cap)} | " + " | ".join(cells) + " |")
     w("")
     w("Notes: *LB core busy* is every non-idle jiffy of the balancer's core (/proc/stat), so it also "
       "counts softirq work (loopback receive processing of what the balancer sends) that may not be "
@@ -382,10 +419,16 @@ def main():
     w(f"taskset -c {l} haproxy -db -f $WORK/haproxy-splice/haproxy.cfg   # forced splice")
     w(f"taskset -c {l} nginx -c $WORK/nginx/nginx.conf                  # stream, 1 worker")
     w(f"taskset -c {l} $L4LB_BIN -c $WORK/l4lb/l4lb.yaml")
+    if "l4lb-splice" in lbs or "l4lb-copy" in lbs:
+        w(f"taskset -c {l} $L4LB_BIN -c $WORK/l4lb-splice/l4lb.yaml     # global: splice: always (l4lb-copy: never); not idle, sni")
     w(f"taskset -c {l} $WORK/floor/floor_proxy $P_LB_HTTP $P_HTTP        # yardstick: cc -O2 bench/floor_proxy.c; ka and nc only")
     w("# load (CPU %s); PORT = balancer port, or the backend port for 'direct'" % g)
     w(f"taskset -c {g} iperf3 -c 127.0.0.1 -p $PORT -t {bt} -P 1 -J")
     w(f"taskset -c {g} iperf3 -c 127.0.0.1 -p $PORT -t {bt} -P 8 -J")
+    if meta.get("cap_pct"):
+        w(f"# capped (bulk1cap, bulk8cap; not direct): the same two iperf3 runs, with the balancer's processes "
+          f"(pgrep -P for children) moved for them only into a cgroup ({meta.get('cap_cgroup')}: {meta.get('cap_how')})")
+        w("echo $PID > $CGROUP/cgroup.procs   # every thread of the process; back to the parent cgroup after the runs")
     w(f"taskset -c {g} wrk -c{wc} -t1 -d{wt}s --latency --timeout 5s http://127.0.0.1:$PORT/")
     w(f"taskset -c {g} wrk -c{wc} -t1 -d{wt}s --latency --timeout 5s -H 'Connection: close' http://127.0.0.1:$PORT/")
     w(f"taskset -c {g} python3 bench/idle_client.py 127.0.0.1 $PORT {n} READY_FILE   "
@@ -405,7 +448,8 @@ def main():
     w("### Generated configurations")
     w("")
     for name, fname in (("haproxy", "haproxy.cfg"), ("haproxy-splice", "haproxy.cfg"), ("nginx", "nginx.conf"),
-                        ("l4lb", "l4lb.yaml"), ("backend-nginx", "nginx.conf"), ("haproxy-sni", "haproxy.cfg"),
+                        ("l4lb", "l4lb.yaml"), ("l4lb-splice", "l4lb.yaml"), ("l4lb-copy", "l4lb.yaml"),
+                        ("backend-nginx", "nginx.conf"), ("haproxy-sni", "haproxy.cfg"),
                         ("nginx-sni", "nginx.conf"), ("l4lb-sni", "l4lb.yaml")):
         path = os.path.join(a.configs, name, fname)
         if not os.path.exists(path):

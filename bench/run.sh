@@ -2,12 +2,15 @@
 # bench/run.sh — side-by-side benchmark of l4lb against HAProxy and nginx stream.
 #
 # usage: bench/run.sh [--quick] [--repeats N] [--only LIST] [--out FILE] [--keep]
-#   --quick        ~2.5 minutes: 1 repeat, short runs (default: 3 repeats, < 11 minutes)
+#   --quick        ~3 minutes: 1 repeat, short runs (default: 3 repeats, < 13 minutes)
 #   --repeats N    repeats per measurement (median and min–max are reported)
 #   --only LIST    comma-separated subset of: direct,haproxy,haproxy-splice,nginx,floor,l4lb
-#                  (floor = bench/floor_proxy.c, the least any read/write proxy does per request:
-#                  a yardstick, run for the ka and nc tests only; it needs a C compiler)
-#   --tests LIST   comma-separated subset of: bulk1,bulk8,ka,nc,idle,sni
+#                  (default), and l4lb-splice,l4lb-copy (l4lb with `global: splice: always` / `never`;
+#                  every test but idle and sni); floor = bench/floor_proxy.c, the least any read/write
+#                  proxy does per request: a yardstick, run for the ka and nc tests only; needs a C compiler
+#   --tests LIST   comma-separated subset of: bulk1,bulk8,bulk1cap,bulk8cap,ka,nc,idle,sni
+#                  (bulk1cap/bulk8cap: bulk1/bulk8 with the balancer's processes in a cgroup limited
+#                  to BENCH_CAP_PCT% of one core, cgroup v2 cpu.max or v1 cpu.cfs_quota_us; not direct)
 #                  (sni: new connections that each send a captured TLS ClientHello to an address
 #                  shared by 4 services routed by server name; direct, haproxy, nginx and l4lb
 #                  only, each in a balancer process of its own; needs a C compiler; bench/sni_lib.sh)
@@ -16,12 +19,14 @@
 #   --wait-quiet S before each balancer round, wait (at most S s in total) for other load on
 #                  the machine to drop below 25% (it is always measured and reported)
 # env: L4LB_BIN (default build/l4lb), L4LB_DESC (free text: what that binary is), BENCH_PORT_BASE (default 61200),
-#      BENCH_IDLE_CONNS (default 9800), BENCH_GEN_CPU (0), BENCH_LB_CPU (1), BENCH_SNI_CONNS (64)
+#      BENCH_IDLE_CONNS (default 9800), BENCH_GEN_CPU (0), BENCH_LB_CPU (1), BENCH_SNI_CONNS (64),
+#      BENCH_CAP_PCT (30: the capped tests' quota, % of one CPU per 100 ms period)
 #
 # Method: loopback only; the balancer alone on CPU $LB_CPU (taskset), load generators and
 # backends on CPU $GEN_CPU; one worker/thread per balancer. Per unit of work the balancer's
 # CPU time is read from /proc/PID/stat (utime+stime of the process and its children) before
-# and after each run. Installs nothing.
+# and after each run. Installs nothing; the capped tests create (and at exit remove) the cgroup
+# l4lb-bench-PID.
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 . "$(dirname "${BASH_SOURCE[0]}")/sni_lib.sh"
@@ -29,7 +34,7 @@ set -euo pipefail
 QUICK=0
 REPEATS=
 ONLY="direct,haproxy,haproxy-splice,nginx,floor,l4lb"
-TESTS="bulk1,bulk8,ka,nc,idle,sni"
+TESTS="bulk1,bulk8,bulk1cap,bulk8cap,ka,nc,idle,sni"
 OUT="$BENCH_DIR/results.md"
 KEEP=0
 QUIET_LEFT=0
@@ -44,7 +49,7 @@ while (($#)); do
     --out) OUT=$2; shift ;;
     --keep) KEEP=1 ;;
     --wait-quiet) QUIET_LEFT=$2; QUIET_ARG=$2; shift ;;
-    -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,29p' "$0"; exit 0 ;;
     *) die "unknown argument $1 (see --help)" ;;
   esac
   shift
@@ -56,6 +61,8 @@ else
   : "${REPEATS:=3}"; BULK_T=5; WRK_T=7; BUDGET=570
 fi
 IDLE_N=${BENCH_IDLE_CONNS:-9800}
+CAP_PCT=${BENCH_CAP_PCT:-30}
+[[ $CAP_PCT =~ ^[0-9]+$ ]] && ((CAP_PCT >= 1 && CAP_PCT <= 100)) || die "BENCH_CAP_PCT=$CAP_PCT: a whole percentage of one CPU, 1-100"
 WRK_C=64
 L4LB_BIN=${L4LB_BIN:-$ROOT_DIR/build/l4lb}
 L4LB_BIN=$(realpath -m "$L4LB_BIN")
@@ -123,13 +130,16 @@ record_cpu() {
   raw "$lb" "$rep" "$test" core_s "$(awk -v a="$c0" -v b="$S_CORE" -v h="$CLK_TCK" 'BEGIN{printf "%.4f", (b-a)/h}')"
 }
 
-run_bulk() {  # LB REP STREAMS
-  local lb=$1 rep=$2 n=$3 out="$WORK/iperf-$1-$2-$3.json"
+run_bulk() {  # LB REP STREAMS [cap] : test bulkN, or bulkNcap (the balancer already in the capped cgroup)
+  local lb=$1 rep=$2 n=$3 cap=${4:-} out="$WORK/iperf-$1-$2-$3${4:-}.json" thr0=0
+  [[ -z $cap ]] || thr0=$(cap_throttled_ns)
   snap
   timeout $((BULK_T + 20)) taskset -c "$GEN_CPU" iperf3 -c 127.0.0.1 -p "$LB_PORT_BULK" \
-    -t "$BULK_T" -P "$n" -J >"$out" 2>&1 || { log "iperf3 failed ($lb, $n streams): $(head -c 300 "$out")"; return 0; }
-  record_cpu "$lb" "$rep" "bulk$n"
-  python3 - "$out" "$lb" "$rep" "bulk$n" >>"$RAW" <<'EOF'
+    -t "$BULK_T" -P "$n" -J >"$out" 2>&1 || { log "iperf3 failed ($lb, $n streams$cap): $(head -c 300 "$out")"; return 0; }
+  record_cpu "$lb" "$rep" "bulk$n$cap"
+  # how long the cgroup was held back by its quota during the run
+  [[ -z $cap ]] || raw "$lb" "$rep" "bulk$n$cap" throttled_s "$(awk -v a="$thr0" -v b="$(cap_throttled_ns)" 'BEGIN{printf "%.3f", (b-a)/1e9}')"
+  python3 - "$out" "$lb" "$rep" "bulk$n$cap" >>"$RAW" <<'EOF'
 import json, sys
 d = json.load(open(sys.argv[1]))
 if "error" in d:
@@ -242,9 +252,13 @@ run_sni() {  # LB REP : new connection with a ClientHello, routed by server name
 
 has_test() { [[ ",$TESTS," == *",$1,"* ]]; }
 # runs LB TEST: whether TEST is measured for balancer LB (the floor proxy does request/response only)
-# (sni: direct, haproxy, nginx and l4lb only)
+# (sni: direct, haproxy, nginx and l4lb only; capped: not direct, which has no balancer to cap;
+# l4lb-splice and l4lb-copy compare data paths: not idle)
 runs() {
   has_test "$2" || return 1
+  case $1:$2 in
+    direct:bulk1cap|direct:bulk8cap|l4lb-splice:idle|l4lb-copy:idle) return 1 ;;
+  esac
   case $2 in
     sni) [[ $1 == direct || $1 == haproxy || $1 == nginx || $1 == l4lb ]] ;;
     *) [[ $1 != floor ]] || [[ $2 == ka || $2 == nc ]] ;;
@@ -254,8 +268,20 @@ runs() {
 lb_seconds() {
   local lb=$1
   echo $(( $(runs "$lb" bulk1 && echo "$BULK_T" || echo 0) + $(runs "$lb" bulk8 && echo "$BULK_T" || echo 0) \
+    + $(cap_seconds "$lb") \
     + $(runs "$lb" ka && echo "$WRK_T" || echo 0) + $(runs "$lb" nc && echo "$WRK_T" || echo 0) \
     + $(runs "$lb" idle && echo 8 || echo 0) + $(runs "$lb" sni && echo $((WRK_T + 2)) || echo 0) + 4 ))
+}
+
+# seconds the capped tests of LB take, roughly
+cap_seconds() {
+  echo $(( $(runs "$1" bulk1cap && echo $((BULK_T + 1)) || echo 0) + $(runs "$1" bulk8cap && echo $((BULK_T + 1)) || echo 0) ))
+}
+# any test that needs the iperf3 and nginx backends and the balancer of start_lb
+runs_main() {
+  local t
+  for t in bulk1 bulk8 bulk1cap bulk8cap ka nc idle; do runs "$1" "$t" && return 0; done
+  return 1
 }
 
 # ---- run -----------------------------------------------------------------------------------
@@ -265,10 +291,23 @@ T_START=$SECONDS
 IFS=, read -r -a LBS <<<"$ONLY"
 SNI_ANY=0
 MAIN_ANY=0   # any test that uses the iperf3 and nginx backends
+CAP_ANY=0
 for lb in "${LBS[@]}"; do
+  case $lb in direct|haproxy|haproxy-splice|nginx|floor|l4lb|l4lb-splice|l4lb-copy) ;; *) die "unknown balancer $lb (see --help)" ;; esac
   runs "$lb" sni && SNI_ANY=1
-  runs "$lb" bulk1 || runs "$lb" bulk8 || runs "$lb" ka || runs "$lb" nc || runs "$lb" idle && MAIN_ANY=1
+  runs_main "$lb" && MAIN_ANY=1
+  runs "$lb" bulk1cap || runs "$lb" bulk8cap && CAP_ANY=1
+  # l4lb-splice / l4lb-copy need an l4lb that knows `global: splice`: ask the binary first
+  if [[ $lb == l4lb-splice || $lb == l4lb-copy ]] && runs_main "$lb"; then
+    gen_l4lb "$WORK/check-$lb" "$(l4lb_splice_mode "$lb")"
+    "$L4LB_BIN" -t -c "$WORK/check-$lb/l4lb.yaml" >"$WORK/check-$lb.log" 2>&1 \
+      || die "$lb: $L4LB_BIN_ORIG rejects its config (global: splice: $(l4lb_splice_mode "$lb")): $(head -c 300 "$WORK/check-$lb.log")"
+  fi
 done
+if ((CAP_ANY)); then
+  cap_setup "$CAP_PCT" || die "the capped tests (bulk1cap, bulk8cap) need a cgroup with a CPU quota, and neither cgroup v2 nor v1 works here: ${CAP_WHY%; } (run as root, or leave them out of --tests)"
+  log "capped tests: cgroup $CAP_VER $CAP_DIR, quota $CAP_PCT% of one CPU ($((CAP_PCT * CAP_PERIOD_US / 100)) µs per $CAP_PERIOD_US µs)${CAP_WEIGHT:+, $CAP_WEIGHT}"
+fi
 ((MAIN_ANY)) && start_backends
 if ((SNI_ANY)); then
   sni_prepare
@@ -278,12 +317,14 @@ fi
 sleep 0.5
 ROUND_EST=0
 SNI_ROUND=0
+CAP_ROUND=0
 for lb in "${LBS[@]}"; do
   ROUND_EST=$((ROUND_EST + $(lb_seconds "$lb")))
   runs "$lb" sni && SNI_ROUND=$((SNI_ROUND + WRK_T + 2))
+  CAP_ROUND=$((CAP_ROUND + $(cap_seconds "$lb")))
 done
-# the sni test came after the budget was set: give it its own time, not that of the others
-BUDGET=$((BUDGET + REPEATS * SNI_ROUND))
+# the sni and capped tests came after the budget was set: give them their own time, not that of the others
+BUDGET=$((BUDGET + REPEATS * (SNI_ROUND + CAP_ROUND)))
 DONE_REPS=0
 for ((rep = 1; rep <= REPEATS; rep++)); do
   # stay inside the time budget: never start a round that would overrun it
@@ -298,10 +339,17 @@ for ((rep = 1; rep <= REPEATS; rep++)); do
     wait_quiet
     log "repeat $rep/$REPEATS: $lb (other load: ${BG_PCT}% of both CPUs)"
     raw "$lb" "$rep" round bg_pct "$BG_PCT"
-    if runs "$lb" bulk1 || runs "$lb" bulk8 || runs "$lb" ka || runs "$lb" nc || runs "$lb" idle; then
+    if runs_main "$lb"; then
       start_lb "$lb"
       runs "$lb" bulk1 && run_bulk "$lb" "$rep" 1
       runs "$lb" bulk8 && run_bulk "$lb" "$rep" 8
+      if runs "$lb" bulk1cap || runs "$lb" bulk8cap; then
+        cap_enter "$LB_PID"   # all of the balancer's processes and threads, in for these runs only
+        raw "$lb" "$rep" round cap_threads "$CAP_NTHREADS"
+        runs "$lb" bulk1cap && run_bulk "$lb" "$rep" 1 cap
+        runs "$lb" bulk8cap && run_bulk "$lb" "$rep" 8 cap
+        cap_leave
+      fi
       runs "$lb" ka && run_wrk "$lb" "$rep" ka
       runs "$lb" nc && run_wrk "$lb" "$rep" nc
       runs "$lb" idle && run_idle "$lb" "$rep"
@@ -330,6 +378,8 @@ cleanup_all
   echo "wrk_t=$WRK_T"
   echo "wrk_c=$WRK_C"
   echo "idle_n=$IDLE_N"
+  ((CAP_ANY)) && echo "cap_pct=$CAP_PCT" && echo "cap_cgroup=$CAP_VER" \
+    && echo "cap_how=$( [[ $CAP_VER == v2 ]] && echo "cpu.max $((CAP_PCT * CAP_PERIOD_US / 100)) $CAP_PERIOD_US" || echo "cpu.cfs_quota_us $((CAP_PCT * CAP_PERIOD_US / 100)), cpu.cfs_period_us $CAP_PERIOD_US")${CAP_WEIGHT:+, $CAP_WEIGHT} in ${CAP_DIR%/*}/l4lb-bench-PID"
   ((SNI_ANY)) && echo "sni_c=$SNI_C" && echo "sni_hello_bytes=$SNI_HELLO_BYTES" \
     && echo "python_ssl=$(python3 -c 'import ssl; print(ssl.OPENSSL_VERSION)')"
   echo "elapsed=$ELAPSED"
@@ -339,7 +389,7 @@ cleanup_all
   echo "quick=$QUICK"
   echo "lb_cpu=$LB_CPU"
   echo "gen_cpu=$GEN_CPU"
-  echo "cmdline=$([[ $L4LB_BIN_ORIG != "$ROOT_DIR/build/l4lb" ]] && echo "L4LB_BIN=$L4LB_BIN_ORIG ")bench/run.sh$( ((QUICK)) && echo ' --quick')$( ((QUIET_ARG)) && echo " --wait-quiet $QUIET_ARG")"
+  echo "cmdline=$([[ $L4LB_BIN_ORIG != "$ROOT_DIR/build/l4lb" ]] && echo "L4LB_BIN=$L4LB_BIN_ORIG ")$([[ $CAP_PCT != 30 ]] && echo "BENCH_CAP_PCT=$CAP_PCT ")bench/run.sh$( ((QUICK)) && echo ' --quick')$( ((QUIET_ARG)) && echo " --wait-quiet $QUIET_ARG")"
   echo "ports=iperf3 $P_IPERF, http backend $P_HTTP, balancer bulk $P_LB_BULK, balancer http $P_LB_HTTP$( ((SNI_ANY)) && echo ", sni backends $P_SNI_A-$P_SNI_W, balancer sni $P_LB_SNI")"
 } >"$WORK/meta.txt"
 python3 "$BENCH_DIR/report.py" --raw "$RAW" --meta "$WORK/meta.txt" --configs "$WORK" --out "$OUT"

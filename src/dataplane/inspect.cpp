@@ -48,9 +48,14 @@ bool peer_finished(int fd) {
 constexpr double kRest = 0.01;  // seconds without reads after a wake-up that brought nothing
 }  // namespace
 
+// A client usually sends its hello (or PROXY header) with or right after its handshake's
+// last ACK, so it is in the socket by the time l4lb accepts: look at once, and watch
+// the socket only when it is not (no epoll change and no loop turn for the common case).
 void Inspector::start() {
+  step();
+  if (done()) return;
   timer_.start(to_seconds(route_->inspect_timeout));
-  io_.set(EV_READ);
+  if (!rest_.active()) io_.set(EV_READ);
 }
 
 void Inspector::abort(AccessEnd why) {

@@ -21,13 +21,14 @@ namespace l4lb {
 
 Session::Session(Worker& worker, std::shared_ptr<Service> service, UniqueFd client,
                  const Address& peer, Admission admission, std::optional<Address> local,
-                 std::unique_ptr<AccessInfo> access)
+                 std::unique_ptr<AccessInfo> access, bool client_bytes_waiting)
     : worker_(worker),
       service_(std::move(service)),
       admission_(std::move(admission)),
       peer_(peer),
       local_(local),
       client_(std::move(client)),
+      client_bytes_waiting_(client_bytes_waiting),
       access_(std::move(access)) {
   // TCP_NODELAY and SO_KEEPALIVE came with accept() from the listening socket.
   client_io_.bind<&Session::on_client_io>(worker_.loop(), this, client_.get());
@@ -164,6 +165,8 @@ void Session::established() {
     timer_.start(to_seconds(service_->config.idle_timeout));
   if (service_->config.proxy_protocol != ProxyProtocol::Off && !send_proxy_header()) return;
   watch();
+  // Bytes known to wait (the hello the route came from) go at once, not a loop turn later.
+  if (client_bytes_waiting_) pump_flows(true, false);
 }
 
 // ------------------------------------------------------------------ the queue

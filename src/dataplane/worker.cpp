@@ -1,6 +1,9 @@
 #include "l4lb/dataplane/worker.hpp"
 
 #include <fcntl.h>
+#include <unistd.h>
+
+#include <cstdio>
 
 #include "l4lb/dataplane/listener.hpp"
 #include "l4lb/base/net.hpp"
@@ -32,15 +35,38 @@ void Worker::poll_ends(struct ev_loop* loop) noexcept {
   auto* w = static_cast<Worker*>(ev_userdata(loop));
   const double now = ev_time();
   w->window_idle_ += now - w->poll_start_;
-  const double window = now - w->window_start_;
-  if (window < 0.1) return;
-  const double busy = 1.0 - w->window_idle_ / window;
-  if (busy > 0.9)
-    w->busy_ = true;
-  else if (busy < 0.75)
-    w->busy_ = false;
-  w->window_start_ = now;
-  w->window_idle_ = 0;
+  if (now - w->window_start_ >= 0.1) w->end_window(now);
+}
+
+// Time waiting in the poll alone would call a worker starved by a cgroup quota idle: it
+// sleeps in its poll while throttled. The thread's run-queue wait (schedstat) shows that.
+void Worker::end_window(double now) {
+  const double window = now - window_start_;
+  const double loop_busy = 1.0 - window_idle_ / window;
+  double waited = 0;  // share of the window this thread was runnable but not running
+  // Read only where it matters (splice: auto); opened each time, so no fd is held (and
+  // out of fds, the window goes by the loop's share alone).
+  if (UniqueFd stat = splice == SpliceMode::Auto
+                          ? UniqueFd(::open("/proc/thread-self/schedstat", O_RDONLY | O_CLOEXEC))
+                          : UniqueFd()) {
+    char text[96];
+    ssize_t n = ::read(stat.get(), text, sizeof text - 1);
+    unsigned long long on_cpu = 0, delay = 0;
+    if (n > 0) {
+      text[n] = '\0';
+      if (std::sscanf(text, "%llu %llu", &on_cpu, &delay) == 2) {
+        if (run_delay_ns_ != 0 && delay >= run_delay_ns_)
+          waited = static_cast<double>(delay - run_delay_ns_) / 1e9 / window;
+        run_delay_ns_ = delay;
+      }
+    }
+  }
+  if (loop_busy > 0.9 || waited > 0.1)
+    busy_ = true;
+  else if (loop_busy < 0.75 && waited < 0.05)
+    busy_ = false;
+  window_start_ = now;
+  window_idle_ = 0;
 }
 
 void Worker::on_control(std::function<void()> fn) {
@@ -121,7 +147,7 @@ void Worker::start_session(std::shared_ptr<Service> service, UniqueFd client, co
     access->sni = origin.sni;
   }
   auto* s = new Session(*this, std::move(service), std::move(client), peer, std::move(admission),
-                        local, std::move(access));
+                        local, std::move(access), origin.bytes_waiting);
   sessions_.push_front(s);
   s->start();
   if (s->done()) reap(s);
@@ -133,6 +159,7 @@ void Worker::inspect(std::shared_ptr<const Route> route, UniqueFd client, const 
                           accept_us);
   inspectors_.push_front(i);
   i->start();
+  if (i->done()) reap(i);
 }
 
 void Worker::reap(Session* s) {

@@ -56,7 +56,7 @@ class Inspector : public ListLinks<Inspector> {
   Seat global_;                   // the client's place under global.max_connections
   uint64_t accept_us_;            // for the access log (0: off)
   std::string sni_;               // the server name the client sent (access log), if any
-  ClientOrigin origin() const { return {accept_us_, route_->listen_text, sni_}; }
+  ClientOrigin origin() const { return {accept_us_, route_->listen_text, sni_, peeked_ > 0}; }
   Phase phase_;
   size_t peeked_ = 0;             // bytes seen at the last wake-up
   bool lowat_set_ = false;

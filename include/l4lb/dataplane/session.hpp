@@ -30,6 +30,7 @@ struct ClientOrigin {
   uint64_t accept_us = 0;         // monotonic_usec() at accept (0: the log is off)
   std::string_view listen;        // the listen address as written
   std::string_view sni;           // the server name the client sent, if any
+  bool bytes_waiting = false;     // its first bytes are in its socket already (inspected)
 };
 
 // What the access log needs of a session beyond what it counts anyway; made only where
@@ -49,7 +50,7 @@ class Session : public ListLinks<Session> {  // in its Worker's list
   // LOCAL: the address the client connected to, where a PROXY header said it.
   Session(Worker& worker, std::shared_ptr<Service> service, UniqueFd client, const Address& peer,
           Admission admission, std::optional<Address> local = {},
-          std::unique_ptr<AccessInfo> access = nullptr);
+          std::unique_ptr<AccessInfo> access = nullptr, bool client_bytes_waiting = false);
   Session(const Session&) = delete;
   Session& operator=(const Session&) = delete;
   ~Session();
@@ -149,6 +150,7 @@ class Session : public ListLinks<Session> {  // in its Worker's list
   std::shared_ptr<Ticket> ticket_;  // while this session is (or was) queued
   bool dequeued_ = false;          // woken from the queue: no room after all goes to the head
   bool client_spoke_ = false;      // bytes arrived while queued: no longer watched for hang-up
+  bool client_bytes_waiting_;      // the client sent first (a ClientHello): read once connected
   double queue_deadline_ = 0;      // ev_now() + queue.timeout, from the first enqueue
   std::string_view reject_reason_;  // for the access log
   std::unique_ptr<AccessInfo> access_;  // null: this session is not logged

@@ -60,9 +60,11 @@ class Worker {
 
   // global.splice, set by the server while the workers are stopped.
   SpliceMode splice = SpliceMode::Auto;
-  // Whether this loop was busy over the last ~100 ms (more than 90% of the time out of
-  // its poll; it stops being busy under 75%): then a local destination is spliced too,
-  // since splice costs this CPU less per byte than copying does.
+  // Whether this worker had no CPU to spare over the last ~100 ms: its loop spent more
+  // than 90% of the time out of its poll (it stops being busy under 75%), or its thread
+  // waited more than 10% of the time for a CPU (other threads on its core, or a cgroup
+  // CPU quota used up). Then a local destination is spliced too, since splice costs this
+  // CPU less per byte than copying does.
   bool busy() const { return busy_; }
 
   // A client whose service is known, holding its place under global.max_connections:
@@ -128,10 +130,12 @@ class Worker {
   // The loop's load (busy()): time spent waiting in its poll, over windows of ~100 ms.
   static void poll_starts(struct ev_loop* loop) noexcept;
   static void poll_ends(struct ev_loop* loop) noexcept;
+  void end_window(double now);
   double poll_start_ = 0;
   double window_start_ = 0;
   double window_idle_ = 0;
   bool busy_ = false;
+  uint64_t run_delay_ns_ = 0;  // this thread's run-queue wait (schedstat) at the last window
   // This worker's open sessions (open_sessions counts them over every worker), and the
   // clients still being inspected (counted there too).
   IntrusiveList<Session> sessions_;

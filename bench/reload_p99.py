@@ -126,7 +126,9 @@ def report(raw_paths, meta_path, out):
         if d not in designs:
             designs.append(d)
     rounds = sorted({r for (_, r, _) in runs})
-    title = {"new": "control thread (this tree)", "old": "worker 0 on the main loop (b051eb2)"}
+    # what each binary is (the defaults name the comparison this script was written for)
+    title = {"new": os.environ.get("RELOAD_NEW_TITLE", "control thread (this tree)"),
+             "old": os.environ.get("RELOAD_OLD_TITLE", "worker 0 on the main loop (b051eb2)")}
 
     def one(d, r, m, k):
         v = runs.get((d, r, m), {}).get(k)
@@ -177,7 +179,9 @@ def report(raw_paths, meta_path, out):
          "thread in the current design; worker 0 and control work in the previous one)."
          if meta.get("control_cpu") else " (all its threads)."))
     w(f"- (a) no reload; (b) SIGHUP every {meta.get('interval')} s for the whole run. Each reload re-reads "
-      "the file and resolves the 1,000 names with blocking getaddrinfo (glibc, /etc/hosts). Each run in a "
+      "the file and resolves the 1,000 names (l4lb since 9e66bb6: /etc/hosts read once per reload where "
+      "nsswitch looks in files first; before, glibc's getaddrinfo, which reads the whole file per name). "
+      "Each run in a "
       f"fresh l4lb; {len(rounds)} rounds, (a)/(b) and the designs interleaved; medians over the rounds.")
     w("- `swap_us`: from l4lb's `reload ok` log lines (the time the data workers are parked for the swap; "
       "the previous design does not log it). Reload wall time: l4lb's own sd_notify messages on a "

@@ -60,6 +60,8 @@ if ((QUICK)); then
 else
   : "${REPEATS:=3}"; BULK_T=5; WRK_T=7; BUDGET=570
 fi
+# the budget is for the default number of repeats: more repeats asked for, more time given
+((REPEATS > 3)) && BUDGET=$((BUDGET * REPEATS / 3))
 IDLE_N=${BENCH_IDLE_CONNS:-9800}
 CAP_PCT=${BENCH_CAP_PCT:-30}
 [[ $CAP_PCT =~ ^[0-9]+$ ]] && ((CAP_PCT >= 1 && CAP_PCT <= 100)) || die "BENCH_CAP_PCT=$CAP_PCT: a whole percentage of one CPU, 1-100"

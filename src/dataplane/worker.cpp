@@ -61,9 +61,9 @@ void Worker::end_window(double now) {
       }
     }
   }
-  if (loop_busy > 0.9 || waited > 0.1)
+  if (loop_busy > 0.7 || waited > 0.1)
     busy_ = true;
-  else if (loop_busy < 0.75 && waited < 0.05)
+  else if (loop_busy < 0.5 && waited < 0.05)
     busy_ = false;
   window_start_ = now;
   window_idle_ = 0;

@@ -61,7 +61,8 @@ class Worker {
   // global.splice, set by the server while the workers are stopped.
   SpliceMode splice = SpliceMode::Auto;
   // Whether this worker had no CPU to spare over the last ~100 ms: its loop spent more
-  // than 90% of the time out of its poll (it stops being busy under 75%), or its thread
+  // than 70% of the time out of its poll (it is idle again under 50%: copying costs ~30%
+  // more CPU per byte than splicing, so below that there is room for it), or its thread
   // waited more than 10% of the time for a CPU (other threads on its core, or a cgroup
   // CPU quota used up). Then a local destination is spliced too, since splice costs this
   // CPU less per byte than copying does.

@@ -43,3 +43,47 @@ TEST_CASE("the hosts table is used only where nsswitch looks in files first") {
 TEST_CASE("an unreadable nsswitch.conf or hosts file leaves every name to getaddrinfo") {
   CHECK_FALSE(HostsFile::load("/nonexistent/hosts", "/nonexistent/nsswitch.conf"));
 }
+
+#include <fstream>
+#include <map>
+#include <sstream>
+
+TEST_CASE("on this machine, the hosts table gives getaddrinfo's answer for every name it has") {
+  std::optional<HostsFile> t = HostsFile::load();
+  if (!t) return;  // nsswitch does not look in files first here: the table is not used
+  std::ifstream in("/etc/hosts");
+  std::stringstream text;
+  text << in.rdbuf();
+  // Every name of the file, asked both ways (getaddrinfo with AF_UNSPEC, first IPv4 kept).
+  // A name on several lines is left out: getaddrinfo may sort its addresses (RFC 3484),
+  // the table keeps the file's first.
+  std::map<std::string, int> lines_naming;
+  auto each_name = [&](auto&& f) {
+    std::istringstream lines(text.str());
+    for (std::string line; std::getline(lines, line);) {
+      line = line.substr(0, line.find('#'));
+      std::istringstream fields(line);
+      std::string address, name;
+      if (!(fields >> address)) continue;
+      while (fields >> name) f(name);
+    }
+  };
+  each_name([&](const std::string& name) { ++lines_naming[name]; });
+  size_t compared = 0;
+  each_name([&](const std::string& name) {
+    if (lines_naming[name] > 1 || compared >= 200) return;
+    {
+      Address theirs;
+      std::string error;
+      if (!parse_address(name + ":80", theirs, error)) return;  // not a valid host name for us
+      const Address* mine = t->find(name);
+      REQUIRE_MESSAGE(mine, name, " resolves to ", theirs.to_string(), " but is not in the table");
+      Address expected = *mine;
+      expected.set_port(80);
+      CHECK_MESSAGE(expected == theirs, name, ": table ", expected.to_string(), ", getaddrinfo ",
+                    theirs.to_string());
+      ++compared;
+    }
+  });
+  MESSAGE("compared ", compared, " names");
+}

@@ -36,12 +36,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
+DEMO=ecmp-demo
+. "$ROOT/scripts/lib/netns-demo.sh"   # keep_logs, L4LB, TESTD; skip, die, cleanup, mkns, ...
 
-keep_logs=0
-[ "${1:-}" = "--keep-logs" ] && keep_logs=1
-
-L4LB=${L4LB_BIN:-$ROOT/build/l4lb}
-TESTD=${L4LB_TESTD:-$ROOT/build/l4lb-testd}
 NODE_BIRD=$ROOT/conf/bird/bird.conf
 ROUTER_BIRD=$ROOT/conf/bird/bird-router.conf
 WATCHER=$ROOT/conf/bird/l4lb-bird-health.sh
@@ -58,20 +55,16 @@ mapfile -t CLIENT_ADDRS < <(seq -f '10.98.2.%g' 10 49)
 
 START=$SECONDS
 DEADLINE=$((SECONDS + 90))
-
-say() { printf 'ecmp-demo: %s\n' "$*"; }
-skip() { printf 'ecmp-demo: SKIP: %s\n' "$*"; exit 77; }
+POLL=0.02
+CLEANUP_SECOND_TERM=1   # an l4lb may hold connections whose clients were reset through another node
 
 # ------------------------------------------------------------------ can this machine run it?
-[ "$(id -u)" -eq 0 ] || skip "needs root (network namespaces, veth, a bridge)"
-command -v ip >/dev/null || skip "ip (iproute2) is not installed: apt-get install iproute2"
+require_root_and_ip
 command -v bird >/dev/null && command -v birdc >/dev/null ||
   skip "bird2 is not installed (bird, birdc): apt-get install bird2 (scripts/install-deps.sh --test)"
 command -v python3 >/dev/null || skip "python3 is not installed"
 command -v curl >/dev/null || skip "curl is not installed (the health watcher)"
-if [ ! -x "$L4LB" ] || [ ! -x "$TESTD" ]; then
-  make -s build/l4lb build/l4lb-testd >&2
-fi
+build_if_missing
 
 P=l4ecmp-$$
 NS_BR=$P-br     # the nodes' segment (a bridge)
@@ -79,128 +72,15 @@ NS_R=$P-r       # the router
 NS_C=$P-c       # the clients
 NS_S=$P-be      # both backends
 declare -A NS=([lb1]=$P-lb1 [lb2]=$P-lb2 [lb3]=$P-lb3)
-made_ns=()
-declare -A L4LB_PID=() BIRD_PID=() WATCH_PID=()
-names=()        # processes we started: "name" and pid, same index
-pids=()
-DIR=$(mktemp -d "/tmp/$P.XXXXXX")
-ok=0
+declare -A BIRD_PID=() WATCH_PID=()
+demo_init       # until the route is first up, failing to enter a namespace means: skip (77)
 
-track() { names+=("$1"); pids+=("$2"); }
-
-cleanup() {
-  local rc=$? i p ns alive
-  trap - EXIT INT TERM
-  set +e
-  # Our processes, by pid (newest first): SIGTERM, then SIGKILL whatever is left after 2 s.
-  for ((i = ${#pids[@]} - 1; i >= 0; i--)); do
-    kill -TERM "${pids[i]}" 2>/dev/null
-  done
-  # A second SIGTERM ends an l4lb's drain at once (one may still hold connections whose clients
-  # were reset through another node: it cannot know they are gone).
-  sleep 0.1
-  for n in "${!L4LB_PID[@]}"; do kill -TERM "${L4LB_PID[$n]}" 2>/dev/null; done
-  for _ in $(seq 20); do
-    alive=0
-    for p in "${pids[@]}"; do kill -0 "$p" 2>/dev/null && alive=1; done
-    [ $alive -eq 0 ] && break
-    sleep 0.1
-  done
-  for ((i = ${#pids[@]} - 1; i >= 0; i--)); do
-    if kill -0 "${pids[i]}" 2>/dev/null; then
-      echo "ecmp-demo: cleanup: killing ${names[i]} (pid ${pids[i]})" >&2
-      kill -KILL "${pids[i]}" 2>/dev/null
-    fi
-  done
-  wait 2>/dev/null
-  # Anything else still running inside our namespaces (a curl or birdc of a watcher), by pid;
-  # then the namespaces, by name (their veths and the bridge go with them).
-  for ns in "${made_ns[@]}"; do
-    for p in $(ip netns pids "$ns" 2>/dev/null); do
-      echo "ecmp-demo: cleanup: killing pid $p left in $ns" >&2
-      kill -KILL "$p" 2>/dev/null
-    done
-  done
-  for ns in "${made_ns[@]}"; do
-    ip netns del "$ns" 2>/dev/null || echo "ecmp-demo: cleanup: could not delete namespace $ns" >&2
-  done
-  if [ "$ok" -ne 1 ] && [ "$rc" -ne 77 ]; then
-    for f in "$DIR"/*.log; do
-      [ -s "$f" ] || continue
-      echo "--- $(basename "$f") (last 15 lines)" >&2
-      tail -n 15 "$f" >&2
-    done
-  fi
-  if [ "$keep_logs" -eq 1 ]; then
-    echo "ecmp-demo: logs kept in $DIR" >&2
-  else
-    rm -rf "$DIR"
-  fi
-  exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-# What `ip netns exec` / `ip -n` print when they cannot enter a namespace (its mount
-# namespace cannot be set up: a chroot, some containers); printed by ip, never by l4lb.
-NETNS_ENTER_ERR='"mount --make-rslave /" failed|unshare failed|setting the network namespace .* failed|mount of /sys failed|umount of /sys failed'
-netns_enter_err() { grep -Ehs -m1 "$NETNS_ENTER_ERR" "$@" | head -n1 | head -c 200 || true; }
-setup=1         # until the route is first up: failing to enter a namespace is this machine's doing
-
-die() {
-  local m
-  [ "$setup" -eq 1 ] && m=$(netns_enter_err "$DIR"/*.log "$DIR"/*.err) || m=
-  if [ -n "$m" ]; then
-    skip "cannot enter a network namespace (ip netns exec): $m"
-  fi
-  printf 'ecmp-demo: FAIL: %s\n' "$*" >&2
-  exit 1
-}
-
-# wait_for SECONDS DESCRIPTION CMD...: polls CMD every 20 ms; never past the overall deadline.
-# On success WAITED holds the time it returned ($EPOCHREALTIME).
-wait_for() {
-  local secs=$1 what=$2 limit=$((SECONDS + $1))
-  shift 2
-  [ $limit -gt $DEADLINE ] && limit=$DEADLINE
-  until "$@"; do
-    [ $SECONDS -ge $limit ] && die "$what: not within ${secs} s (at +$((SECONDS - START)) s)"
-    sleep 0.02
-  done
-  WAITED=$EPOCHREALTIME
-}
 since() { python3 -c "import sys; print(f'{float(sys.argv[2]) - float(sys.argv[1]):.2f}')" "$1" "$2"; }
 
 # ------------------------------------------------------------------ namespaces
-mkns() {
-  ip netns add "$1" 2>"$DIR/netns.err" || {
-    [ ${#made_ns[@]} -eq 0 ] && skip "cannot create a network namespace: $(head -c 200 "$DIR/netns.err")"
-    die "ip netns add $1: $(cat "$DIR/netns.err")"
-  }
-  made_ns+=("$1")
-  # Creating one is not enough: entering it (ip netns exec, ip -n) needs a mount namespace.
-  ip netns exec "$1" true 2>"$DIR/netns.err" || {
-    [ ${#made_ns[@]} -eq 1 ] && skip "cannot enter a network namespace: $(head -c 200 "$DIR/netns.err")"
-    die "ip netns exec $1 true: $(cat "$DIR/netns.err")"
-  }
-  ip -n "$1" link set lo up
-}
-# attach NS PORTNAME IFNAME ADDR...: a veth from the bridge to IFNAME in NS, with these addresses.
-attach() {
-  local ns=$1 port=$2 ifname=$3 a
-  shift 3
-  ip -n "$NS_BR" link add "$port" type veth peer name "$ifname" netns "$ns" 2>"$DIR/veth.err" ||
-    skip "cannot create a veth pair: $(head -c 200 "$DIR/veth.err")"
-  ip -n "$NS_BR" link set "$port" master br0 up
-  for a in "$@"; do ip -n "$ns" addr add "$a/24" dev "$ifname"; done
-  ip -n "$ns" link set "$ifname" up
-}
 sysctl_in() { ip netns exec "$1" sysctl -qw "$2" >/dev/null; }
 
-mkns "$NS_BR"
-ip -n "$NS_BR" link add br0 type bridge 2>"$DIR/br.err" || skip "cannot create a bridge: $(head -c 200 "$DIR/br.err")"
-ip -n "$NS_BR" link set br0 up
+make_bridge
 for n in "$NS_R" "$NS_C" "$NS_S" "${NS[lb1]}" "${NS[lb2]}" "${NS[lb3]}"; do mkns "$n"; done
 attach "$NS_R" r r0 10.98.1.1
 attach "$NS_S" be eth0 10.98.1.20 10.98.1.21
@@ -222,21 +102,8 @@ sysctl_in "$NS_R" net.ipv4.fib_multipath_hash_policy=1     # L4: hash the 5-tupl
 say "namespaces $P-{br,r,c,be,lb1,lb2,lb3}; service address $SVC on every node's lo"
 
 # ------------------------------------------------------------------ backends, l4lb, bird, watchers
-for i in 1 2; do
-  ip netns exec "$NS_S" "$TESTD" --mode id --name "backend-$i" --listen "10.98.1.2$((i - 1)):9000" \
-    >"$DIR/backend-$i.out" 2>"$DIR/backend-$i.log" &
-  track "l4lb-testd backend-$i" $!
-done
-for i in 1 2; do
-  wait_for 5 "backend-$i listening" grep -qs '^listening' "$DIR/backend-$i.out"
-done
+start_backends 10.98.1.20 10.98.1.21
 
-start_l4lb() {  # NODE
-  ip netns exec "${NS[$1]}" "$L4LB" -c "$LB_CONF" >>"$DIR/l4lb-$1.log" 2>&1 &
-  L4LB_PID[$1]=$!
-  track "l4lb $1" $!
-  disown $!    # no "Killed" notice from bash after the kill -9 below
-}
 start_bird() {  # NODE|router CONF
   local ns=${NS[$1]:-$NS_R}
   ip netns exec "$ns" bird -f -c "$2" -s "$DIR/bird-$1.ctl" -P "$DIR/bird-$1.pid" >>"$DIR/bird-$1.log" 2>&1 &
@@ -250,7 +117,6 @@ start_watcher() {  # NODE
   track "health watcher $1" $!
   disown $!
 }
-healthy() { ip netns exec "${NS[$1]}" curl -fsS -m 1 -o /dev/null "http://127.0.0.1:$ADMIN/health" 2>/dev/null; }
 for n in "${NODES[@]}"; do start_l4lb "$n"; done
 for n in "${NODES[@]}"; do wait_for 10 "l4lb on $n healthy" healthy "$n"; done
 
@@ -273,29 +139,7 @@ setup=0
 say "router: $SVC via $(nexthops "$SVC" | tr '\n' ' ')after $((SECONDS - START)) s ($(ip -n "$NS_R" -4 route show "$SVC/32" | head -n1 | sed 's/ *$//'))"
 
 # ------------------------------------------------------------------ the client (python3)
-cat >"$DIR/client.py" <<'PYEOF'
-import errno, json, os, socket, sys, time
-
-def attempt(host, port, src, ctimeout):
-    s = socket.socket()
-    try:
-        s.bind((src, 0))
-        s.settimeout(ctimeout)
-        s.connect((host, port))
-        s.settimeout(1.0)
-        data = b""
-        while not data.endswith(b"\n") and len(data) < 256:
-            b = s.recv(256)
-            if not b:
-                return False, "closed"
-            data += b
-        return True, data.strip().decode(errors="replace")
-    except socket.timeout:
-        return False, "timeout"
-    except OSError as e:
-        return False, errno.errorcode.get(e.errno, str(e))
-    finally:
-        s.close()
+{ client_py_head; cat <<'PYEOF'; } >"$DIR/client.py"
 
 def loop(host, port, srcs, out, stop):
     # A new connection every 40 ms from the next source address (a new source port each time,
@@ -346,12 +190,7 @@ def hold(host, port, n, out, poke, ping, *srcs):
     for i in range(int(n)):
         s = socket.create_connection((host, int(port)), timeout=2,
                                      source_address=(srcs[i % len(srcs)], 0))
-        name = b""
-        while not name.endswith(b"\n"):
-            b = s.recv(256)
-            if not b:
-                break
-            name += b
+        name_line(s)
         conns.append(s)
     with open(out, "w") as f:
         f.write(f"connected {len(conns)}\n")
@@ -392,48 +231,11 @@ def hold(host, port, n, out, poke, ping, *srcs):
         f.write("after " + " ".join(f"{k}={v}" for k, v in res.items()) + "\n")
 
 def report(events, *logs):
-    ev = []
-    for line in open(events):
-        name, t = line.split()
-        ev.append((name, float(t)))
-    att = []
-    for log in logs:
-        for line in open(log):
-            t, res, what = line.split(" ", 2)
-            att.append((float(t), res == "ok", what.strip()))
-    att.sort()
-    results = {}
-    bad = False
-    for i, (name, t0) in enumerate(ev):
-        if not name.startswith("stop-"):
-            continue
-        t1 = next((t for n, t in ev[i + 1:]), float("inf"))
-        win = [a for a in att if t0 <= a[0] < t1]
-        fails = [a for a in win if not a[1]]
-        label = name[len("stop-"):]
-        if not win:
-            print(f"ecmp-demo: {label}: no client attempts recorded"); bad = True; continue
-        if fails:
-            last_fail = fails[-1][0]
-            after = [a for a in win if a[0] > last_fail and a[1]]
-            if not after:
-                print(f"ecmp-demo: {label}: new connections never succeeded again"); bad = True; continue
-            back = after[0][0] - t0
-            kinds = sorted({a[2] for a in fails})
-            print(f"ecmp-demo: {label}: {len(fails)} of {len(win)} new connections failed "
-                  f"({', '.join(kinds)}), the last {last_fail - t0:.2f} s after it; all succeed "
-                  f"again {back:.2f} s after it")
-        else:
-            back = 0.0
-            print(f"ecmp-demo: {label}: no new connection failed ({len(win)} attempts)")
-        results[label] = back
-    for i, (name, t0) in enumerate(ev):
-        if name.startswith("quiet-"):
-            t1 = next((t for n, t in ev[i + 1:]), float("inf"))
-            win = [a for a in att if t0 <= a[0] < t1]
-            fails = [a for a in win if not a[1]]
-            print(f"ecmp-demo: {name[len('quiet-'):]}: {len(fails)} of {len(win)} new connections failed")
-            results[name] = len(fails)
+    ev, att = load(events, *logs)
+    results, bad = outages("ecmp-demo", ev, att, lambda t0, win, fails, t_ok, back: (
+        f"{len(fails)} of {len(win)} new connections failed "
+        f"({', '.join(sorted({a[2] for a in fails}))}), the last {fails[-1][0] - t0:.2f} s after it; "
+        f"all succeed again {back:.2f} s after it"))
     json.dump(results, open(events + ".json", "w"))
     sys.exit(1 if bad else 0)
 
@@ -441,10 +243,7 @@ def report(events, *logs):
  "report": report}[sys.argv[1]](*sys.argv[2:])
 PYEOF
 
-client() { ip netns exec "$NS_C" python3 "$DIR/client.py" "$@"; }
-mark() { echo "$1 $EPOCHREALTIME" >>"$DIR/events"; }
 : >"$DIR/events"
-exited() { ! kill -0 "$1" 2>/dev/null; }
 # total_connections of the service on NODE (its /stats)
 accepted() {
   ip netns exec "${NS[$1]}" curl -fsS -m 1 "http://127.0.0.1:$ADMIN/stats" 2>/dev/null |
@@ -523,6 +322,17 @@ hold_result() {   # NAME: prints "open=N reset=N closed=N other=N"
   sed -n 's/^after //p' "$DIR/hold-$1.out"
 }
 kv() { sed -n "s/.*\b$2=\([0-9]*\).*/\1/p" <<<"$1"; }
+# withdrawn_after NODE LABEL WHAT CMD...: marks stop-LABEL, runs CMD (which takes NODE away) and
+# waits for the router to drop NODE's next hop; WITHDRAWN: seconds from CMD to that.
+withdrawn_after() {
+  local node=$1 label=$2 what=$3 t
+  shift 3
+  mark "stop-$label"
+  t=$EPOCHREALTIME
+  "$@"
+  wait_for 5 "route via $node withdrawn after $what" not_routed_to "$node"
+  WITHDRAWN=$(since "$t" "$WAITED")
+}
 
 # ------------------------------------------------------------------ 1: SIGTERM lb1's l4lb
 # Connections held open keep lb1's l4lb in its drain (drain_timeout 10s), so the watcher sees
@@ -530,11 +340,8 @@ kv() { sed -n "s/.*\b$2=\([0-9]*\).*/\1/p" <<<"$1"; }
 hold_start sigterm 30 0
 held_lb1=$(active lb1)
 say "SIGTERM l4lb on lb1 (pid ${L4LB_PID[lb1]}) at +$((SECONDS - START)) s; 30 connections held, $held_lb1 of them through lb1"
-mark stop-sigterm
-t_ev=$EPOCHREALTIME
-kill -TERM "${L4LB_PID[lb1]}"
-wait_for 5 "route via lb1 withdrawn after SIGTERM" not_routed_to lb1
-withdraw_sigterm=$(since "$t_ev" "$WAITED")
+withdrawn_after lb1 sigterm SIGTERM kill -TERM "${L4LB_PID[lb1]}"
+withdraw_sigterm=$WITHDRAWN
 h=$(ip netns exec "${NS[lb1]}" curl -sS -m 1 -w ' %{http_code}' "http://127.0.0.1:$ADMIN/health" 2>&1 || true)
 say "router: lb1's next hop withdrawn $withdraw_sigterm s after the SIGTERM (lb1's /health now: $h)"
 wait_for 5 "probes steady through lb2 and lb3" steady 1
@@ -559,11 +366,8 @@ say "lb1's l4lb restarted: announced again; it took $took_lb1 new connections in
 
 # ------------------------------------------------------------------ 2: kill -9 lb2's l4lb
 say "kill -9 l4lb on lb2 (pid ${L4LB_PID[lb2]}) at +$((SECONDS - START)) s"
-mark stop-kill9
-t_ev=$EPOCHREALTIME
-kill -KILL "${L4LB_PID[lb2]}"
-wait_for 5 "route via lb2 withdrawn after kill -9" not_routed_to lb2
-withdraw_kill9=$(since "$t_ev" "$WAITED")
+withdrawn_after lb2 kill9 "kill -9" kill -KILL "${L4LB_PID[lb2]}"
+withdraw_kill9=$WITHDRAWN
 say "router: lb2's next hop withdrawn $withdraw_kill9 s after the kill -9"
 wait_for 5 "probes steady through lb1 and lb3" steady 1
 
@@ -577,11 +381,8 @@ say "lb2's l4lb restarted: three next hops again"
 # Its link to the segment goes down (the bridge port, not the router's own interface): no
 # goodbye from l4lb or BIRD, packets to lb3 vanish. The router's BFD notices.
 say "lb3's link goes down (the whole node is gone) at +$((SECONDS - START)) s"
-mark stop-node-down
-t_ev=$EPOCHREALTIME
-ip -n "$NS_BR" link set lb3 down
-wait_for 5 "route via lb3 withdrawn after the node died" not_routed_to lb3
-withdraw_node=$(since "$t_ev" "$WAITED")
+withdrawn_after lb3 node-down "the node died" ip -n "$NS_BR" link set lb3 down
+withdraw_node=$WITHDRAWN
 why=$(grep -m1 -o 'lb3: BFD session down\|lb3: Error: Hold timer expired' "$DIR/bird-router.log" || echo "lb3: reason not logged")
 say "router: lb3's next hop withdrawn $withdraw_node s after its link went down (router's bird: \"$why\")"
 wait_for 5 "probes steady through lb1 and lb2" steady 1

@@ -29,12 +29,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
+DEMO=ha-demo
+. "$ROOT/scripts/lib/netns-demo.sh"   # keep_logs, L4LB, TESTD; skip, die, cleanup, mkns, ...
 
-keep_logs=0
-[ "${1:-}" = "--keep-logs" ] && keep_logs=1
-
-L4LB=${L4LB_BIN:-$ROOT/build/l4lb}
-TESTD=${L4LB_TESTD:-$ROOT/build/l4lb-testd}
 KA_CONF=$ROOT/conf/keepalived/keepalived.conf
 LB_CONF=$ROOT/conf/keepalived/l4lb.yaml
 
@@ -46,163 +43,33 @@ mapfile -t CLIENT_ADDRS < <(seq -f '10.99.0.%g' 50 69)
 
 START=$SECONDS
 DEADLINE=$((SECONDS + 55))
-
-say() { printf 'ha-demo: %s\n' "$*"; }
-skip() { printf 'ha-demo: SKIP: %s\n' "$*"; exit 77; }
+POLL=0.05
 
 # ------------------------------------------------------------------ can this machine run it?
-[ "$(id -u)" -eq 0 ] || skip "needs root (network namespaces, veth, a bridge)"
-command -v ip >/dev/null || skip "ip (iproute2) is not installed: apt-get install iproute2"
+require_root_and_ip
 command -v keepalived >/dev/null || skip "keepalived is not installed: apt-get install keepalived (scripts/install-deps.sh --test)"
 command -v python3 >/dev/null || skip "python3 is not installed"
 [ -x /usr/bin/curl ] || skip "/usr/bin/curl is not installed (keepalived's health script)"
-if [ ! -x "$L4LB" ] || [ ! -x "$TESTD" ]; then
-  make -s build/l4lb build/l4lb-testd >&2
-fi
+build_if_missing
 
 P=l4ha-$$
 NS_BR=$P-br     # the bridge (the L2 segment)
 NS_C=$P-c       # the client
 NS_S=$P-be      # both backends
 declare -A NS=([lb1]=$P-lb1 [lb2]=$P-lb2)
-made_ns=()
-names=()        # processes we started: "name" and pid, same index
-pids=()
-DIR=$(mktemp -d "/tmp/$P.XXXXXX")
-ok=0
-
-track() { names+=("$1"); pids+=("$2"); }
-
-cleanup() {
-  local rc=$? i p ns alive
-  trap - EXIT INT TERM
-  set +e
-  # Our processes, by pid (newest first): SIGTERM, then SIGKILL whatever is left after 2 s.
-  for ((i = ${#pids[@]} - 1; i >= 0; i--)); do
-    kill -TERM "${pids[i]}" 2>/dev/null
-  done
-  for _ in $(seq 20); do
-    alive=0
-    for p in "${pids[@]}"; do kill -0 "$p" 2>/dev/null && alive=1; done
-    [ $alive -eq 0 ] && break
-    sleep 0.1
-  done
-  for ((i = ${#pids[@]} - 1; i >= 0; i--)); do
-    if kill -0 "${pids[i]}" 2>/dev/null; then
-      echo "ha-demo: cleanup: killing ${names[i]} (pid ${pids[i]})" >&2
-      kill -KILL "${pids[i]}" 2>/dev/null
-    fi
-  done
-  wait 2>/dev/null
-  # Anything else still running inside our namespaces (e.g. keepalived's VRRP child), by pid;
-  # then the namespaces, by name (their veths and the bridge go with them).
-  for ns in "${made_ns[@]}"; do
-    for p in $(ip netns pids "$ns" 2>/dev/null); do
-      echo "ha-demo: cleanup: killing pid $p left in $ns" >&2
-      kill -KILL "$p" 2>/dev/null
-    done
-  done
-  for ns in "${made_ns[@]}"; do
-    ip netns del "$ns" 2>/dev/null || echo "ha-demo: cleanup: could not delete namespace $ns" >&2
-  done
-  if [ "$ok" -ne 1 ] && [ "$rc" -ne 77 ]; then
-    for f in "$DIR"/*.log; do
-      [ -s "$f" ] || continue
-      echo "--- $(basename "$f") (last 15 lines)" >&2
-      tail -n 15 "$f" >&2
-    done
-  fi
-  if [ "$keep_logs" -eq 1 ]; then
-    echo "ha-demo: logs kept in $DIR" >&2
-  else
-    rm -rf "$DIR"
-  fi
-  exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-# What `ip netns exec` / `ip -n` print when they cannot enter a namespace (its mount
-# namespace cannot be set up: a chroot, some containers); printed by ip, never by l4lb.
-NETNS_ENTER_ERR='"mount --make-rslave /" failed|unshare failed|setting the network namespace .* failed|mount of /sys failed|umount of /sys failed'
-netns_enter_err() { grep -Ehs -m1 "$NETNS_ENTER_ERR" "$@" | head -n1 | head -c 200 || true; }
-setup=1         # until the VIP is first up: failing to enter a namespace is this machine's doing
-
-die() {
-  local m
-  [ "$setup" -eq 1 ] && m=$(netns_enter_err "$DIR"/*.log "$DIR"/*.err) || m=
-  if [ -n "$m" ]; then
-    skip "cannot enter a network namespace (ip netns exec): $m"
-  fi
-  printf 'ha-demo: FAIL: %s\n' "$*" >&2
-  exit 1
-}
-
-# wait_for SECONDS DESCRIPTION CMD...: polls CMD every 50 ms; never past the overall deadline.
-wait_for() {
-  local secs=$1 what=$2 limit=$((SECONDS + $1))
-  shift 2
-  [ $limit -gt $DEADLINE ] && limit=$DEADLINE
-  until "$@"; do
-    [ $SECONDS -ge $limit ] && die "$what: not within ${secs} s (at +$((SECONDS - START)) s)"
-    sleep 0.05
-  done
-}
+demo_init       # until the VIP is first up, failing to enter a namespace means: skip (77)
 
 # ------------------------------------------------------------------ namespaces
-mkns() {
-  ip netns add "$1" 2>"$DIR/netns.err" || {
-    [ ${#made_ns[@]} -eq 0 ] && skip "cannot create a network namespace: $(head -c 200 "$DIR/netns.err")"
-    die "ip netns add $1: $(cat "$DIR/netns.err")"
-  }
-  made_ns+=("$1")
-  # Creating one is not enough: entering it (ip netns exec, ip -n) needs a mount namespace.
-  ip netns exec "$1" true 2>"$DIR/netns.err" || {
-    [ ${#made_ns[@]} -eq 1 ] && skip "cannot enter a network namespace: $(head -c 200 "$DIR/netns.err")"
-    die "ip netns exec $1 true: $(cat "$DIR/netns.err")"
-  }
-  ip -n "$1" link set lo up
-}
-# attach NS PORTNAME ADDR...: a veth from the bridge to eth0 in NS, with these addresses.
-attach() {
-  local ns=$1 port=$2 a
-  shift 2
-  ip -n "$NS_BR" link add "$port" type veth peer name eth0 netns "$ns" 2>"$DIR/veth.err" ||
-    skip "cannot create a veth pair: $(head -c 200 "$DIR/veth.err")"
-  ip -n "$NS_BR" link set "$port" master br0 up
-  for a in "$@"; do ip -n "$ns" addr add "$a/24" dev eth0; done
-  ip -n "$ns" link set eth0 up
-}
-
-mkns "$NS_BR"
-ip -n "$NS_BR" link add br0 type bridge 2>"$DIR/br.err" || skip "cannot create a bridge: $(head -c 200 "$DIR/br.err")"
-ip -n "$NS_BR" link set br0 up
+make_bridge
 for n in "$NS_C" "$NS_S" "${NS[lb1]}" "${NS[lb2]}"; do mkns "$n"; done
-attach "$NS_C" c "${CLIENT_ADDRS[@]}"
-attach "$NS_S" be 10.99.0.20 10.99.0.21
-attach "${NS[lb1]}" lb1 "${ADDR[lb1]}"
-attach "${NS[lb2]}" lb2 "${ADDR[lb2]}"
+attach "$NS_C" c eth0 "${CLIENT_ADDRS[@]}"
+attach "$NS_S" be eth0 10.99.0.20 10.99.0.21
+attach "${NS[lb1]}" lb1 eth0 "${ADDR[lb1]}"
+attach "${NS[lb2]}" lb2 eth0 "${ADDR[lb2]}"
 say "namespaces $P-{br,c,be,lb1,lb2} on 10.99.0.0/24; VIP $VIP"
 
 # ------------------------------------------------------------------ backends, l4lb, keepalived
-for i in 1 2; do
-  ip netns exec "$NS_S" "$TESTD" --mode id --name "backend-$i" --listen "10.99.0.2$((i - 1)):9000" \
-    >"$DIR/backend-$i.out" 2>"$DIR/backend-$i.log" &
-  track "l4lb-testd backend-$i" $!
-done
-for i in 1 2; do
-  wait_for 5 "backend-$i listening" grep -qs '^listening' "$DIR/backend-$i.out"
-done
-
-declare -A L4LB_PID
-start_l4lb() {  # NODE
-  ip netns exec "${NS[$1]}" "$L4LB" -c "$LB_CONF" >>"$DIR/l4lb-$1.log" 2>&1 &
-  L4LB_PID[$1]=$!
-  track "l4lb $1" $!
-  disown $!    # no "Killed" notice from bash after the kill -9 below
-}
-healthy() { ip netns exec "${NS[$1]}" curl -fsS -m 1 -o /dev/null "http://127.0.0.1:$ADMIN/health" 2>/dev/null; }
+start_backends 10.99.0.20 10.99.0.21
 start_l4lb lb1
 start_l4lb lb2
 wait_for 10 "l4lb on lb1 healthy" healthy lb1
@@ -221,29 +88,7 @@ setup=0
 say "VIP $VIP on lb1 after $((SECONDS - START)) s (keepalived: both BACKUP, lb1 has the higher priority)"
 
 # ------------------------------------------------------------------ the client (python3)
-cat >"$DIR/client.py" <<'EOF'
-import errno, json, os, socket, sys, time
-
-def attempt(host, port, src, ctimeout):
-    s = socket.socket()
-    try:
-        s.bind((src, 0))
-        s.settimeout(ctimeout)
-        s.connect((host, port))
-        s.settimeout(1.0)
-        data = b""
-        while not data.endswith(b"\n") and len(data) < 256:
-            b = s.recv(256)
-            if not b:
-                return False, "closed"
-            data += b
-        return True, data.strip().decode(errors="replace")
-    except socket.timeout:
-        return False, "timeout"
-    except OSError as e:
-        return False, errno.errorcode.get(e.errno, str(e))
-    finally:
-        s.close()
+{ client_py_head; cat <<'EOF'; } >"$DIR/client.py"
 
 def loop(host, port, src, out, stop):
     # One new connection every 50 ms (a black-holed one gives up after 0.2 s); one line each.
@@ -260,12 +105,7 @@ def hold(host, port, src, out, poke):
     # One connection held open through the VIP; when POKE appears, send a byte on it and
     # report what happens to it.
     s = socket.create_connection((host, int(port)), timeout=2, source_address=(src, 0))
-    name = b""
-    while not name.endswith(b"\n"):
-        b = s.recv(256)
-        if not b:
-            break
-        name += b
+    name = name_line(s)
     with open(out, "w") as f:
         f.write(f"connected {name.strip().decode(errors='replace')}\n")
     end = time.time() + 50
@@ -295,47 +135,11 @@ def affinity(host, port, out, *srcs):
         json.dump(got, f)
 
 def report(log, events, *maps):
-    ev = []
-    for line in open(events):
-        name, t = line.split()
-        ev.append((name, float(t)))
-    att = []
-    for line in open(log):
-        t, res, what = line.split(" ", 2)
-        att.append((float(t), res == "ok", what.strip()))
-    results = {}
-    bad = False
-    for i, (name, t0) in enumerate(ev):
-        if not name.startswith("stop-"):
-            continue
-        t1 = next((t for n, t in ev[i + 1:]), float("inf"))
-        win = [a for a in att if t0 <= a[0] < t1]
-        fails = [a for a in win if not a[1]]
-        label = name[len("stop-"):]
-        if not win:
-            print(f"ha-demo: {label}: no client attempts recorded"); bad = True; continue
-        if fails:
-            last_fail = fails[-1][0]
-            after = [a for a in win if a[0] > last_fail and a[1]]
-            if not after:
-                print(f"ha-demo: {label}: new connections never succeeded again"); bad = True; continue
-            back = after[0][0] - t0
-            span = after[0][0] - fails[0][0]
-            kinds = sorted({a[2] for a in fails})
-            print(f"ha-demo: {label}: new connections failed for {span:.2f} s "
-                  f"({len(fails)} of {len(win)} attempts: {', '.join(kinds)}); "
-                  f"all succeed again {back:.2f} s after the signal")
-        else:
-            back = 0.0
-            print(f"ha-demo: {label}: no new connection failed ({len(win)} attempts)")
-        results[label] = back
-    for i, (name, t0) in enumerate(ev):
-        if name.startswith("quiet-"):
-            t1 = next((t for n, t in ev[i + 1:]), float("inf"))
-            win = [a for a in att if t0 <= a[0] < t1]
-            fails = [a for a in win if not a[1]]
-            print(f"ha-demo: {name[len('quiet-'):]}: {len(fails)} of {len(win)} new connections failed")
-            results[name] = len(fails)
+    ev, att = load(events, log)
+    results, bad = outages("ha-demo", ev, att, lambda t0, win, fails, t_ok, back: (
+        f"new connections failed for {t_ok - fails[0][0]:.2f} s "
+        f"({len(fails)} of {len(win)} attempts: {', '.join(sorted({a[2] for a in fails}))}); "
+        f"all succeed again {back:.2f} s after the signal"))
     loaded = {}
     for m in maps:
         label, path = m.split("=", 1)
@@ -365,8 +169,6 @@ def report(log, events, *maps):
 {"loop": loop, "hold": hold, "affinity": affinity, "report": report}[sys.argv[1]](*sys.argv[2:])
 EOF
 
-client() { ip netns exec "$NS_C" python3 "$DIR/client.py" "$@"; }
-mark() { echo "$1 $EPOCHREALTIME" >>"$DIR/events"; }
 : >"$DIR/events"
 
 {
@@ -394,8 +196,6 @@ sys.exit(0 if len(recent) >= 5 and all(l[1] == "ok" for l in recent) else 1)
 EOF
 }
 wait_for 5 "client steady through lb1" steady 0.5
-
-exited() { ! kill -0 "$1" 2>/dev/null; }
 
 # ------------------------------------------------------------------ 1: SIGTERM the active l4lb
 # A connection held open through the VIP keeps lb1's l4lb in its drain (drain_timeout 10s),

@@ -39,8 +39,11 @@ def test_ecmp_bgp_withdraw_within_3s_spread_over_nodes_and_same_backend_through_
             f"new connections failed for {w}s after {what} (max {MAX_WINDOW_S}s)"
     for key in ("withdraw_sigterm_s", "withdraw_kill9_s", "withdraw_node_down_s"):
         assert float(res[key]) <= MAX_WINDOW_S, f"{key}={res[key]}: the route stayed too long"
-    assert res["rejoin_failures"] == "0", \
-        f"{res['rejoin_failures']} new connections failed while a stopped node came back"
+    # A node coming back re-cuts the router's hash-threshold table: a handshake in flight at
+    # that instant (SYN to one node, its last ACK to the other) is reset. Seen once in
+    # nine runs on a loaded machine; more than one per rejoin would be something else.
+    assert int(res["rejoin_failures"]) <= 2, \
+        f"{res['rejoin_failures']} new connections failed while two stopped nodes came back"
 
     # Flows spread over all three nodes (150 connections, L4 hash: > 10% each).
     counts = [int(c) for c in res["spread"].split("/")]

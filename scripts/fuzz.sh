@@ -24,7 +24,7 @@ flags=(-std=c++20 -g -O1 -fno-omit-frame-pointer -fsanitize=fuzzer,address,undef
 
 srcs() {  # the l4lb sources (and libraries) each target links
   case $1 in
-    config)        echo src/config/config.cpp src/base/address.cpp src/base/duration.cpp src/base/text.cpp src/base/cidr.cpp src/base/file.cpp src/dataplane/sni_table.cpp src/dataplane/client_hello.cpp -lyaml-cpp -lfmt ;;
+    config)        echo src/config/config.cpp src/base/address.cpp src/base/hosts_file.cpp src/base/duration.cpp src/base/text.cpp src/base/cidr.cpp src/base/file.cpp src/dataplane/sni_table.cpp src/dataplane/client_hello.cpp -lyaml-cpp -lfmt ;;
     duration)      echo src/base/duration.cpp src/base/text.cpp ;;
     address)       echo src/base/address.cpp src/base/text.cpp ;;
     status_line)   echo src/health/http_probe.cpp -lfmt ;;

@@ -84,6 +84,9 @@ def test_package_contents_conffiles_and_scripts():
         "/usr/share/doc/l4lb/l4lb.yaml.example": "-rw-r--r--",
         "/usr/share/doc/l4lb/examples/keepalived/keepalived.conf": "-rw-r--r--",
         "/usr/share/doc/l4lb/examples/keepalived/l4lb.yaml": "-rw-r--r--",
+        "/usr/share/doc/l4lb/examples/bird/bird.conf": "-rw-r--r--",
+        "/usr/share/doc/l4lb/examples/bird/bird-router.conf": "-rw-r--r--",
+        "/usr/share/doc/l4lb/examples/bird/l4lb-bird-health.sh": "-rwxr-xr-x",  # a script to install
     }
     for p, mode in want.items():
         assert p in files, f"{p} not in the package:\n{listing}"

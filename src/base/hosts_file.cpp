@@ -2,22 +2,17 @@
 
 #include <arpa/inet.h>
 
-#include <cstring>
-#include <fstream>
-#include <sstream>
+#include "l4lb/base/file.hpp"
 
 namespace l4lb {
 namespace {
 
-constexpr size_t kMaxFileBytes = 64 << 20;
+constexpr size_t kMaxFileBytes = 64 << 20;  // a hosts file of a million names still fits
 
-std::optional<std::string> read_small_file(const char* path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return std::nullopt;
-  std::ostringstream text;
-  text << in.rdbuf();
-  if (text.str().size() > kMaxFileBytes) return std::nullopt;
-  return std::move(text).str();
+std::optional<std::string> read_text(const char* path) {
+  std::string text, error;
+  if (!read_file(path, text, error, nullptr, kMaxFileBytes)) return std::nullopt;
+  return text;
 }
 
 std::string lower(std::string_view s) {
@@ -109,9 +104,9 @@ HostsFile HostsFile::parse(std::string_view text) {
 }
 
 std::optional<HostsFile> HostsFile::load(const char* hosts_path, const char* nsswitch_path) {
-  std::optional<std::string> nsswitch = read_small_file(nsswitch_path);
+  std::optional<std::string> nsswitch = read_text(nsswitch_path);
   if (!nsswitch || !files_first(*nsswitch)) return std::nullopt;
-  std::optional<std::string> hosts = read_small_file(hosts_path);
+  std::optional<std::string> hosts = read_text(hosts_path);
   if (!hosts) return std::nullopt;
   return parse(*hosts);
 }

@@ -162,11 +162,11 @@ Address local_address(int fd) {
 }
 
 bool peer_on_this_host(int fd) {
-  Address peer, self;
-  peer.length = self.length = sizeof peer.storage;
-  if (::getpeername(fd, peer.sa(), &peer.length) != 0 ||
-      ::getsockname(fd, self.sa(), &self.length) != 0 || peer.family() != self.family())
-    return false;
+  Address peer;
+  peer.length = sizeof peer.storage;
+  if (::getpeername(fd, peer.sa(), &peer.length) != 0) return false;
+  const Address self = local_address(fd);
+  if (peer.family() != self.family()) return false;
   if (peer.family() == AF_INET) {
     const auto& p = reinterpret_cast<const sockaddr_in&>(peer.storage).sin_addr;
     const auto& s = reinterpret_cast<const sockaddr_in&>(self.storage).sin_addr;

@@ -55,7 +55,7 @@ void Inspector::start() {
   step();
   if (done()) return;
   timer_.start(to_seconds(route_->inspect_timeout));
-  if (!rest_.active()) io_.set(EV_READ);
+  io_.set(EV_READ);  // a first look never rests (it cannot see the same bytes twice)
 }
 
 void Inspector::abort(AccessEnd why) {

@@ -165,6 +165,9 @@ TEST_CASE("config: omitted keys take the documented defaults") {
 
 TEST_CASE("config: small valid variations") {
   CHECK(valid("global:\n  log_level: warn\n").services.empty());
+  CHECK(valid("services: []\n").global.splice == SpliceMode::Auto);
+  CHECK(valid("global: {splice: always}\n").global.splice == SpliceMode::Always);
+  CHECK(valid("global: {splice: never}\n").global.splice == SpliceMode::Never);
   CHECK(valid("services: []\n").services.empty());
   CHECK(valid("global:\nservices:\n").services.empty());  // empty values = omitted
   CHECK(valid("global: {workers: auto}\n").global.workers ==
@@ -334,6 +337,8 @@ TEST_CASE("config: bad files, each error with its line, column, path and reason"
        "t.yaml:7:7: services[0].health_check.type: must be one of tcp, http, none, got \"icmp\""},
       {"unknown log level", "global: {log_level: verbose}\n",
        "t.yaml:1:10: global.log_level: must be one of error, warn, info, debug, got \"verbose\""},
+      {"unknown splice mode", "global: {splice: sometimes}\n",
+       "t.yaml:1:10: global.splice: must be one of auto, always, never, got \"sometimes\""},
       {"expect_status reversed", head + "    health_check:\n      expect_status: \"399-200\"\n",
        "t.yaml:7:7: services[0].health_check.expect_status: range is reversed (399 > 200), got "
        "\"399-200\""},
